@@ -1,0 +1,143 @@
+//! Metric names (part of the public interface), their help texts, and the cached handles.
+//!
+//! Labels are low-cardinality: never a uniqId, customerId or topic. Install a `metrics`
+//! recorder before building the gateway: handles are taken once, at build time.
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+
+/// Gauge: connections currently open.
+pub const CONNECTIONS: &str = "netsvr_connections";
+/// Counter: connections admitted.
+pub const OPENS_TOTAL: &str = "netsvr_opens_total";
+/// Counter, label `reason`: connections closed, by [`crate::CloseReason::as_str`].
+pub const CLOSES_TOTAL: &str = "netsvr_closes_total";
+/// Counter, label `reason`: handshakes refused (`path`, `origin`, `bad_request`, `auth`,
+/// `full`, `rate_limit`, `shutdown`, `timeout`).
+pub const HANDSHAKES_REFUSED_TOTAL: &str = "netsvr_handshakes_refused_total";
+/// Counter: data messages received from clients (heartbeats excluded).
+pub const MESSAGES_IN_TOTAL: &str = "netsvr_messages_in_total";
+/// Counter: payload bytes of those messages.
+pub const BYTES_IN_TOTAL: &str = "netsvr_bytes_in_total";
+/// Counter: heartbeats received (literal text or ping).
+pub const HEARTBEATS_TOTAL: &str = "netsvr_heartbeats_total";
+/// Counter: frames queued to clients.
+pub const MESSAGES_OUT_TOTAL: &str = "netsvr_messages_out_total";
+/// Counter: bytes written to client sockets.
+pub const BYTES_OUT_TOTAL: &str = "netsvr_bytes_out_total";
+/// Counter, label `kind` (`single`, `customer`, `multicast`, `topic`, `broadcast`): frames
+/// enqueued by fan-out operations.
+pub const FANOUT_DELIVERIES_TOTAL: &str = "netsvr_fanout_deliveries_total";
+/// Counter, label `reason` (`rate_limit_global`, `rate_limit_conn`, `slow_consumer`,
+/// `sink_full`, `sink_closed`, `bulk_shape`): what the gateway had to drop.
+pub const DROPS_TOTAL: &str = "netsvr_drops_total";
+/// Histogram: seconds from accept to the 101 answer.
+pub const HANDSHAKE_SECONDS: &str = "netsvr_handshake_seconds";
+/// Histogram: seconds to enqueue one fan-out to all its recipients.
+pub const FANOUT_SECONDS: &str = "netsvr_fanout_seconds";
+/// Gauge, label `sink`: events waiting in a sink's queue.
+pub const SINK_QUEUE_DEPTH: &str = "netsvr_sink_queue_depth";
+/// Counter, label `sink`: events a sink accepted.
+pub const SINK_DELIVERED_TOTAL: &str = "netsvr_sink_delivered_total";
+/// Counter, label `sink`: events a sink retried.
+pub const SINK_RETRIED_TOTAL: &str = "netsvr_sink_retried_total";
+/// Counter, label `sink`: events a sink failed to deliver (and dropped).
+pub const SINK_FAILED_TOTAL: &str = "netsvr_sink_failed_total";
+
+/// Registers the help text of every metric with the installed recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(CONNECTIONS, "Client connections currently open.");
+    describe_counter!(OPENS_TOTAL, "Client connections admitted.");
+    describe_counter!(CLOSES_TOTAL, "Client connections closed, by reason.");
+    describe_counter!(HANDSHAKES_REFUSED_TOTAL, "Handshakes refused, by reason.");
+    describe_counter!(MESSAGES_IN_TOTAL, "Data messages received from clients.");
+    describe_counter!(BYTES_IN_TOTAL, "Payload bytes received from clients.");
+    describe_counter!(HEARTBEATS_TOTAL, "Heartbeats received from clients.");
+    describe_counter!(MESSAGES_OUT_TOTAL, "Frames queued to clients.");
+    describe_counter!(BYTES_OUT_TOTAL, "Bytes written to client sockets.");
+    describe_counter!(
+        FANOUT_DELIVERIES_TOTAL,
+        "Frames enqueued by fan-out, by kind."
+    );
+    describe_counter!(DROPS_TOTAL, "Messages or events dropped, by reason.");
+    describe_histogram!(HANDSHAKE_SECONDS, metrics::Unit::Seconds, "Accept to 101.");
+    describe_histogram!(
+        FANOUT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time to enqueue one fan-out."
+    );
+    describe_gauge!(SINK_QUEUE_DEPTH, "Events waiting in a sink's queue.");
+    describe_counter!(SINK_DELIVERED_TOTAL, "Events accepted by a sink.");
+    describe_counter!(SINK_RETRIED_TOTAL, "Event deliveries a sink retried.");
+    describe_counter!(SINK_FAILED_TOTAL, "Events a sink failed to deliver.");
+}
+
+/// Handles taken once so the hot paths never look a metric up by name.
+#[derive(Debug)]
+pub(crate) struct CoreMetrics {
+    pub(crate) connections: Gauge,
+    pub(crate) opens: Counter,
+    pub(crate) messages_in: Counter,
+    pub(crate) bytes_in: Counter,
+    pub(crate) heartbeats: Counter,
+    pub(crate) messages_out: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) fanout: [Counter; 5],
+    pub(crate) drop_rate_global: Counter,
+    pub(crate) drop_rate_conn: Counter,
+    pub(crate) drop_slow_consumer: Counter,
+    pub(crate) drop_sink_full: Counter,
+    pub(crate) drop_sink_closed: Counter,
+    pub(crate) drop_bulk_shape: Counter,
+    pub(crate) handshake_seconds: Histogram,
+    pub(crate) fanout_seconds: Histogram,
+}
+
+/// Which fan-out counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum FanoutKind {
+    Single = 0,
+    Customer = 1,
+    Multicast = 2,
+    Topic = 3,
+    Broadcast = 4,
+}
+
+impl CoreMetrics {
+    pub(crate) fn new() -> Self {
+        let fanout = |kind: &'static str| counter!(FANOUT_DELIVERIES_TOTAL, "kind" => kind);
+        let drop = |reason: &'static str| counter!(DROPS_TOTAL, "reason" => reason);
+        Self {
+            connections: gauge!(CONNECTIONS),
+            opens: counter!(OPENS_TOTAL),
+            messages_in: counter!(MESSAGES_IN_TOTAL),
+            bytes_in: counter!(BYTES_IN_TOTAL),
+            heartbeats: counter!(HEARTBEATS_TOTAL),
+            messages_out: counter!(MESSAGES_OUT_TOTAL),
+            bytes_out: counter!(BYTES_OUT_TOTAL),
+            fanout: [
+                fanout("single"),
+                fanout("customer"),
+                fanout("multicast"),
+                fanout("topic"),
+                fanout("broadcast"),
+            ],
+            drop_rate_global: drop("rate_limit_global"),
+            drop_rate_conn: drop("rate_limit_conn"),
+            drop_slow_consumer: drop("slow_consumer"),
+            drop_sink_full: drop("sink_full"),
+            drop_sink_closed: drop("sink_closed"),
+            drop_bulk_shape: drop("bulk_shape"),
+            handshake_seconds: histogram!(HANDSHAKE_SECONDS),
+            fanout_seconds: histogram!(FANOUT_SECONDS),
+        }
+    }
+
+    pub(crate) fn refused(reason: &'static str) {
+        counter!(HANDSHAKES_REFUSED_TOTAL, "reason" => reason).increment(1);
+    }
+
+    pub(crate) fn closed(reason: &'static str) {
+        counter!(CLOSES_TOTAL, "reason" => reason).increment(1);
+    }
+}
