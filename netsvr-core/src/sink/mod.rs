@@ -1,0 +1,63 @@
+//! The `EventSink` seam: where open / message / close events go, plus ready sinks.
+
+mod channel;
+mod fanout;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::event::Event;
+
+pub use channel::{ChannelSink, EventReceiver};
+pub use fanout::FanoutSink;
+
+/// Why a sink did not take an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// The sink's bounded queue is full; the event was dropped (and counted by the gateway).
+    #[error("sink queue is full")]
+    Full,
+    /// The sink has stopped.
+    #[error("sink is closed")]
+    Closed,
+}
+
+/// Receives every event of every connection.
+///
+/// `deliver` is called on the connection's task and must never block or await: enqueue the
+/// event on the sink's own bounded queue and do the I/O on the sink's own task. Events of one
+/// connection are delivered in order, from one task at a time.
+#[async_trait]
+pub trait EventSink: Send + Sync + 'static {
+    /// Takes one event, or says why not. Never blocks.
+    fn deliver(&self, event: Event) -> Result<(), SinkError>;
+
+    /// Waits until everything accepted so far is handed on, for at most `timeout`. Returns
+    /// whether it is all out. Called during graceful shutdown.
+    async fn flush(&self, timeout: Duration) -> bool {
+        let _ = timeout;
+        true
+    }
+
+    /// A short name, used in metrics and logs.
+    fn name(&self) -> &str {
+        "sink"
+    }
+}
+
+/// A sink that discards every event (for a gateway driven only through its handle).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoopSink;
+
+#[async_trait]
+impl EventSink for NoopSink {
+    fn deliver(&self, _event: Event) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "noop"
+    }
+}
