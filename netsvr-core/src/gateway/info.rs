@@ -1,0 +1,313 @@
+//! Changing connections: topics, session and customer binding, and forcing them offline.
+//! Each change runs under the connection's own lock, then the table shards it touches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{Gateway, Shared};
+use crate::close;
+use crate::conn::{CloseRequest, Conn};
+use crate::event::{CloseReason, ConnInfo};
+use crate::id::UniqId;
+use crate::table::{index_add, index_members, index_remove};
+
+/// ConnInfoUpdate: each field given replaces the current value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InfoUpdate {
+    /// New session text.
+    pub session: Option<String>,
+    /// Rebind to this customer.
+    pub customer_id: Option<String>,
+    /// Replace the whole topic set.
+    pub topics: Option<Vec<String>>,
+    /// Push this to the client after the change.
+    pub data: Option<Bytes>,
+}
+
+impl InfoUpdate {
+    /// An update that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the session.
+    pub fn session(mut self, session: impl Into<String>) -> Self {
+        self.session = Some(session.into());
+        self
+    }
+    /// Rebinds the customer.
+    pub fn customer(mut self, customer_id: impl Into<String>) -> Self {
+        self.customer_id = Some(customer_id.into());
+        self
+    }
+    /// Replaces the topics.
+    pub fn topics<I: IntoIterator<Item = S>, S: Into<String>>(mut self, topics: I) -> Self {
+        self.topics = Some(topics.into_iter().map(Into::into).collect());
+        self
+    }
+    /// Pushes data after the change.
+    pub fn data(mut self, data: impl Into<Bytes>) -> Self {
+        self.data = Some(data.into());
+        self
+    }
+}
+
+/// ConnInfoDelete: which parts to clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InfoDelete {
+    /// Clear the session.
+    pub session: bool,
+    /// Unbind the customer.
+    pub customer_id: bool,
+    /// Unsubscribe every topic.
+    pub topics: bool,
+    /// Push this to the client after the change.
+    pub data: Option<Bytes>,
+}
+
+impl InfoDelete {
+    /// Clears everything.
+    pub fn all() -> Self {
+        Self {
+            session: true,
+            customer_id: true,
+            topics: true,
+            data: None,
+        }
+    }
+}
+
+impl Shared {
+    /// Applies `change` to the connection's info under its lock, keeping the indexes in step.
+    /// Returns false when the connection is unknown or gone.
+    fn change_info(&self, conn: &Arc<Conn>, change: impl FnOnce(&mut ConnInfo)) -> bool {
+        let mut state = conn.lock();
+        if state.detached {
+            return false;
+        }
+        let old = state.info.clone();
+        let mut new = (*old).clone();
+        change(&mut new);
+        if new == *old {
+            return true;
+        }
+        let id = conn.meta.uniq_id;
+        if new.customer_id != old.customer_id {
+            if let Some(c) = &old.customer_id {
+                index_remove(&self.tables.customers, c, &id);
+            }
+            if let Some(c) = &new.customer_id {
+                index_add(&self.tables.customers, c, conn);
+            }
+        }
+        for topic in old.topics.iter().filter(|t| !new.topics.contains(t)) {
+            index_remove(&self.tables.topics, topic, &id);
+        }
+        for topic in new.topics.iter().filter(|t| !old.topics.contains(t)) {
+            index_add(&self.tables.topics, topic, conn);
+        }
+        state.info = Arc::new(new);
+        true
+    }
+
+    fn push_optional(&self, conn: &Conn, data: Option<&[u8]>) {
+        if let Some(data) = data.filter(|d| !d.is_empty()) {
+            let n = usize::from(self.enqueue(conn, &self.frame(data)));
+            self.count_fanout(crate::metrics::FanoutKind::Single, n, None);
+        }
+    }
+
+    fn kick(&self, conns: &[Arc<Conn>], data: Option<&[u8]>) -> usize {
+        let frame = data.filter(|d| !d.is_empty()).map(|d| self.frame(d));
+        for conn in conns {
+            if let Some(frame) = &frame {
+                self.enqueue(conn, frame);
+            }
+            conn.outbox.request_close(CloseRequest {
+                code: close::POLICY_VIOLATION,
+                reason: "forced offline",
+                cause: CloseReason::Kicked,
+            });
+        }
+        conns.len()
+    }
+}
+
+fn add_topics(info: &mut ConnInfo, topics: &[impl AsRef<str>]) {
+    for topic in topics.iter().map(AsRef::as_ref) {
+        if !topic.is_empty() && !info.topics.iter().any(|t| t == topic) {
+            info.topics.push(topic.to_owned());
+        }
+    }
+}
+
+impl Gateway {
+    /// Subscribes a connection to topics, then pushes `data` if given. False when the
+    /// connection is not here.
+    pub fn subscribe<S: AsRef<str>>(
+        &self,
+        uniq_id: &UniqId,
+        topics: &[S],
+        data: Option<&[u8]>,
+    ) -> bool {
+        let s = &self.shared;
+        let Some(conn) = s.tables.get(uniq_id) else {
+            return false;
+        };
+        let ok = s.change_info(&conn, |info| add_topics(info, topics));
+        if ok {
+            s.push_optional(&conn, data);
+        }
+        ok
+    }
+
+    /// Unsubscribes a connection from topics, then pushes `data` if given.
+    pub fn unsubscribe<S: AsRef<str>>(
+        &self,
+        uniq_id: &UniqId,
+        topics: &[S],
+        data: Option<&[u8]>,
+    ) -> bool {
+        let s = &self.shared;
+        let Some(conn) = s.tables.get(uniq_id) else {
+            return false;
+        };
+        let ok = s.change_info(&conn, |info| {
+            info.topics
+                .retain(|t| !topics.iter().any(|gone| gone.as_ref() == t));
+        });
+        if ok {
+            s.push_optional(&conn, data);
+        }
+        ok
+    }
+
+    /// Drops topics: every member is unsubscribed, and each affected connection gets `data`
+    /// once (however many of the topics it held). Returns the connections affected.
+    pub fn delete_topics<S: AsRef<str>>(&self, topics: &[S], data: Option<&[u8]>) -> usize {
+        let s = &self.shared;
+        let mut seen = std::collections::HashSet::<UniqId, ahash::RandomState>::default();
+        let mut affected: Vec<Arc<Conn>> = Vec::new();
+        for topic in topics {
+            for conn in index_members(&s.tables.topics, topic.as_ref()) {
+                if seen.insert(conn.meta.uniq_id) {
+                    affected.push(conn);
+                }
+            }
+        }
+        for conn in &affected {
+            s.change_info(conn, |info| {
+                info.topics
+                    .retain(|t| !topics.iter().any(|gone| gone.as_ref() == t));
+            });
+            s.push_optional(conn, data);
+        }
+        affected.len()
+    }
+
+    /// ConnInfoUpdate. False when the connection is not here.
+    pub fn update_info(&self, uniq_id: &UniqId, update: InfoUpdate) -> bool {
+        let s = &self.shared;
+        let Some(conn) = s.tables.get(uniq_id) else {
+            return false;
+        };
+        let InfoUpdate {
+            session,
+            customer_id,
+            topics,
+            data,
+        } = update;
+        let ok = s.change_info(&conn, |info| {
+            if let Some(session) = session {
+                info.session = session;
+            }
+            if let Some(customer) = customer_id {
+                info.customer_id = Some(customer).filter(|c| !c.is_empty());
+            }
+            if let Some(topics) = topics {
+                info.topics.clear();
+                add_topics(info, &topics);
+            }
+        });
+        if ok {
+            s.push_optional(&conn, data.as_deref());
+        }
+        ok
+    }
+
+    /// ConnInfoDelete. False when the connection is not here.
+    pub fn delete_info(&self, uniq_id: &UniqId, delete: InfoDelete) -> bool {
+        let s = &self.shared;
+        let Some(conn) = s.tables.get(uniq_id) else {
+            return false;
+        };
+        let ok = s.change_info(&conn, |info| {
+            if delete.session {
+                info.session.clear();
+            }
+            if delete.customer_id {
+                info.customer_id = None;
+            }
+            if delete.topics {
+                info.topics.clear();
+            }
+        });
+        if ok {
+            s.push_optional(&conn, delete.data.as_deref());
+        }
+        ok
+    }
+
+    /// Pushes the farewell `data` (if any), then closes each connection with 1008.
+    /// Returns how many were found.
+    pub fn force_offline(&self, uniq_ids: &[UniqId], data: Option<&[u8]>) -> usize {
+        let s = &self.shared;
+        let conns: Vec<Arc<Conn>> = uniq_ids.iter().filter_map(|id| s.tables.get(id)).collect();
+        s.kick(&conns, data)
+    }
+
+    /// As [`Gateway::force_offline`], for every connection of each customer.
+    pub fn force_offline_customers<S: AsRef<str>>(
+        &self,
+        customer_ids: &[S],
+        data: Option<&[u8]>,
+    ) -> usize {
+        let s = &self.shared;
+        let mut conns = Vec::new();
+        for customer in customer_ids {
+            conns.extend(index_members(&s.tables.customers, customer.as_ref()));
+        }
+        s.kick(&conns, data)
+    }
+
+    /// After `delay`, forces offline those of `uniq_ids` that still have no session and no
+    /// customer (guests). Needs a tokio runtime; returns at once.
+    pub fn force_offline_guests(
+        &self,
+        uniq_ids: Vec<UniqId>,
+        delay: Duration,
+        data: Option<Bytes>,
+    ) {
+        let gateway = self.clone();
+        let run = move || {
+            let s = &gateway.shared;
+            let guests: Vec<Arc<Conn>> = uniq_ids
+                .iter()
+                .filter_map(|id| s.tables.get(id))
+                .filter(|c| c.info().is_guest())
+                .collect();
+            s.kick(&guests, data.as_deref());
+        };
+        if delay.is_zero() {
+            run();
+        } else {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                run();
+            });
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The HTTP side of a client connection: hyper 1 serves the request; path, Origin, upgrade
+//! headers, shutdown, connection cap, open rate and the authenticator are checked before the
+//! 101; then the raw `TcpStream` is taken back from hyper for the connection task.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use fastwebsockets::upgrade::{UpgradeFut, is_upgrade_request, upgrade};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use parking_lot::Mutex;
+use tokio::net::TcpStream;
+
+use super::{Slot, session};
+use crate::auth::{Admission, AuthDecision, HandshakeRequest, Rejection};
+use crate::close;
+use crate::conn::Conn;
+use crate::event::{ConnInfo, ConnMeta};
+use crate::gateway::Shared;
+use crate::metrics::CoreMetrics;
+
+type Body = Full<Bytes>;
+
+/// What happens once the 101 is sent.
+pub(super) enum Outcome {
+    Admit {
+        slot: Slot,
+        meta: ConnMeta,
+        admission: Admission,
+    },
+    Refuse {
+        meta: ConnMeta,
+        code: u16,
+        reason: String,
+        message: Option<Bytes>,
+    },
+}
+
+struct Pending {
+    upgrade: UpgradeFut,
+    outcome: Outcome,
+    started: Instant,
+}
+
+/// Serves one accepted TCP connection until it upgrades, answers a plain request, or times
+/// out; an upgraded connection continues in its own (small) task.
+pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    let started = Instant::now();
+    let cfg = &shared.config;
+    let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
+    let service = {
+        let shared = shared.clone();
+        let pending = pending.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let pending = pending.clone();
+            async move { Ok::<_, Infallible>(respond(&shared, &pending, remote, started, req).await) }
+        })
+    };
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(cfg.handshake_timeout)
+        .max_buf_size(cfg.max_header_size.max(8192))
+        .keep_alive(true);
+    let conn = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    let upgraded = tokio::time::timeout(cfg.handshake_timeout, async {
+        if let Err(e) = conn.await {
+            tracing::debug!(%remote, error = %e, "http connection ended");
+        }
+        let Pending {
+            upgrade,
+            outcome,
+            started,
+        } = pending.lock().take()?;
+        let ws = upgrade.await.ok()?;
+        Some((ws.into_inner().into_inner(), outcome, started))
+    })
+    .await;
+    let (upgraded, outcome, started) = match upgraded {
+        Ok(Some(done)) => done,
+        Ok(None) => return,
+        Err(_) => {
+            refused(&shared, "timeout");
+            return;
+        }
+    };
+    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => parts,
+        Err(_) => {
+            tracing::error!(%remote, "upgraded connection is not a TcpStream");
+            return;
+        }
+    };
+    let stream = parts.io.into_inner();
+    let early = parts.read_buf;
+    match outcome {
+        Outcome::Admit { .. } if shared.is_draining() => {
+            let meta = outcome_meta(outcome);
+            refused(&shared, "shutdown");
+            session::refuse(
+                shared,
+                meta,
+                stream,
+                close::SERVICE_RESTART,
+                "shutting down",
+                None,
+            )
+            .await;
+        }
+        Outcome::Admit {
+            slot,
+            meta,
+            admission,
+        } => {
+            shared
+                .metrics
+                .handshake_seconds
+                .record(started.elapsed().as_secs_f64());
+            tokio::spawn(admit(slot, meta, admission, stream, early));
+        }
+        Outcome::Refuse {
+            meta,
+            code,
+            reason,
+            message,
+        } => session::refuse(shared, meta, stream, code, &reason, message).await,
+    }
+}
+
+fn outcome_meta(outcome: Outcome) -> ConnMeta {
+    match outcome {
+        Outcome::Admit { meta, .. } | Outcome::Refuse { meta, .. } => meta,
+    }
+}
+
+/// Registers an admitted connection, reports it open, pushes the first message, and runs it.
+async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: TcpStream, early: Bytes) {
+    let shared = slot.shared().clone();
+    let Admission {
+        customer_id,
+        session,
+        topics,
+        message,
+    } = admission;
+    let info = ConnInfo::new(customer_id, session, topics);
+    let conn = Arc::new(Conn::new(meta, info, shared.now_ms()));
+    // Queue the first message before the connection is visible to anyone else, so it is
+    // the first thing the client gets.
+    if let Some(message) = message.filter(|m| !m.is_empty()) {
+        shared.enqueue(&conn, &shared.frame(&message));
+    }
+    shared.attach(&conn);
+    shared.emit(crate::event::Event::new(
+        conn.snapshot(),
+        crate::event::EventKind::Open,
+    ));
+    session::run(slot, conn, stream, early).await;
+}
+
+fn refused(shared: &Shared, reason: &'static str) {
+    CoreMetrics::refused(reason);
+    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+}
+
+fn answer(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut response = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response
+}
+
+fn unix_secs() -> u32 {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+fn header_text(req: &Request<Incoming>, name: &str) -> String {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A `Sec-WebSocket-Key` must be base64 of 16 bytes: 24 characters ending in `==`.
+fn valid_key(key: Option<&HeaderValue>) -> bool {
+    key.map(HeaderValue::as_bytes).is_some_and(|k| {
+        k.len() == 24
+            && k.ends_with(b"==")
+            && k[..22]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+    })
+}
+
+fn head_size(req: &Request<Incoming>) -> usize {
+    let line = req.uri().to_string().len() + 16;
+    line + req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    pending: &Mutex<Option<Pending>>,
+    remote: SocketAddr,
+    started: Instant,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let cfg = &shared.config;
+    if req.uri().path() != cfg.path {
+        refused(shared, "path");
+        return answer(StatusCode::NOT_FOUND, "not found\n");
+    }
+    if !is_upgrade_request(&req) {
+        if req.method() == Method::GET || req.method() == Method::HEAD {
+            // A liveness probe on the WebSocket path.
+            return answer(StatusCode::OK, "ok\n");
+        }
+        let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    if req.method() != Method::GET {
+        refused(shared, "bad_request");
+        return answer(StatusCode::BAD_REQUEST, "an upgrade must be a GET\n");
+    }
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        refused(shared, "bad_request");
+        let mut response = answer(StatusCode::UPGRADE_REQUIRED, "websocket version 13 only\n");
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
+    if !valid_key(req.headers().get(SEC_WEBSOCKET_KEY)) {
+        refused(shared, "bad_request");
+        return answer(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key\n");
+    }
+    if head_size(&req) > cfg.max_header_size {
+        refused(shared, "bad_request");
+        return answer(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request head too large\n",
+        );
+    }
+    if shared.is_draining() {
+        refused(shared, "shutdown");
+        return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    if !cfg.allowed_origins.is_empty() {
+        let origin = req
+            .headers()
+            .get(hyper::header::ORIGIN)
+            .map(HeaderValue::as_bytes);
+        let allowed = origin.is_some_and(|o| cfg.allowed_origins.iter().any(|a| a.as_bytes() == o));
+        if !allowed {
+            refused(shared, "origin");
+            return answer(StatusCode::FORBIDDEN, "origin not allowed\n");
+        }
+    }
+    let uniq_id = shared.ids.next(unix_secs());
+    let meta = ConnMeta {
+        uniq_id,
+        remote_addr: remote,
+        raw_query: req.uri().query().unwrap_or("").to_owned(),
+        x_forwarded_for: header_text(&req, "x-forwarded-for"),
+        x_real_ip: header_text(&req, "x-real-ip"),
+    };
+    let outcome = admission(shared, &req, meta, started).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
+    };
+    let (response, upgrade_fut) = match upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(_) => {
+            refused(shared, "bad_request");
+            return answer(StatusCode::BAD_REQUEST, "bad upgrade request\n");
+        }
+    };
+    *pending.lock() = Some(Pending {
+        upgrade: upgrade_fut,
+        outcome,
+        started,
+    });
+    response.map(|_| Full::new(Bytes::new()))
+}
+
+/// Connection cap, open rate and the authenticator: admit, refuse after the upgrade with a
+/// close code, or answer with an HTTP status now.
+async fn admission(
+    shared: &Arc<Shared>,
+    req: &Request<Incoming>,
+    meta: ConnMeta,
+    started: Instant,
+) -> Result<Outcome, Response<Body>> {
+    let refuse = |meta, code, reason: &str| Outcome::Refuse {
+        meta,
+        code,
+        reason: reason.to_owned(),
+        message: None,
+    };
+    let Some(slot) = Slot::try_take(shared) else {
+        refused(shared, "full");
+        return Ok(refuse(meta, close::TRY_AGAIN_LATER, "server full"));
+    };
+    if !shared.limiter.check_open(meta.remote_addr.ip()) {
+        refused(shared, "rate_limit");
+        return Ok(refuse(meta, close::TRY_AGAIN_LATER, "rate limited"));
+    }
+    let request = HandshakeRequest {
+        uniq_id: meta.uniq_id,
+        remote_addr: meta.remote_addr,
+        path: req.uri().path().to_owned(),
+        query: meta.raw_query.clone(),
+        headers: req.headers().clone(),
+    };
+    // Leave a little of the handshake time for the upgrade itself.
+    let budget = shared.config.handshake_timeout;
+    let deadline = started + budget - (budget / 10).min(Duration::from_millis(200));
+    let decision =
+        tokio::time::timeout_at(deadline.into(), shared.auth.authenticate(&request)).await;
+    match decision {
+        Ok(AuthDecision::Allow(admission)) => Ok(Outcome::Admit {
+            slot,
+            meta,
+            admission,
+        }),
+        Ok(AuthDecision::Reject(Rejection::Status(code))) => {
+            refused(shared, "auth");
+            let status = StatusCode::from_u16(code)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::FORBIDDEN);
+            Err(answer(status, "refused\n"))
+        }
+        Ok(AuthDecision::Reject(Rejection::Close {
+            code,
+            reason,
+            message,
+        })) => {
+            refused(shared, "auth");
+            Ok(Outcome::Refuse {
+                meta,
+                code,
+                reason,
+                message,
+            })
+        }
+        Err(_) => {
+            refused(shared, "timeout");
+            tracing::warn!(uniq_id = %meta.uniq_id, "authenticator timed out");
+            Err(answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authenticator timed out\n",
+            ))
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The only layer that touches sockets: the accept loop, the HTTP upgrade, each
+//! connection's read/write task, and the heartbeat sweeper.
+
+mod handshake;
+mod session;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::close;
+use crate::conn::CloseRequest;
+use crate::event::CloseReason;
+use crate::gateway::{ServeError, Shared};
+
+/// Runs the gateway: accepts clients and sweeps idle ones until shutdown completes.
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+) -> Result<(), ServeError> {
+    let listener = TcpListener::from_std(listener).map_err(ServeError::Listener)?;
+    shared.tick_clock();
+    let mut stopped = shared.stopped.subscribe();
+    tokio::select! {
+        () = accept_loop(shared.clone(), listener) => {}
+        () = sweep_idle(shared.clone()) => {}
+        _ = stopped.wait_for(|s| *s) => {}
+    }
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                // Small writes (one frame) must not wait for Nagle.
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(%remote, error = %e, "set_nodelay failed");
+                }
+                tokio::spawn(handshake::serve_http(shared.clone(), stream, remote));
+            }
+            Err(e) => {
+                // Out of file descriptors or a transient error: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// Closes connections idle past the heartbeat interval with 1001 and keeps the coarse clock.
+async fn sweep_idle(shared: Arc<Shared>) {
+    let interval = shared.config.heartbeat_interval;
+    let tick = (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let idle_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut idle = Vec::new();
+    loop {
+        ticker.tick().await;
+        let now = shared.tick_clock();
+        for shard in shared.tables.conns.shards() {
+            idle.extend(
+                shard
+                    .read()
+                    .values()
+                    .filter(|c| now.saturating_sub(c.last_active()) > idle_ms)
+                    .cloned(),
+            );
+            for conn in idle.drain(..) {
+                conn.outbox.request_close(CloseRequest {
+                    code: close::GOING_AWAY,
+                    reason: "idle timeout",
+                    cause: CloseReason::Idle,
+                });
+            }
+        }
+    }
+}
+
+/// Holds one place under `max_connections`; gives it back on drop.
+pub(crate) struct Slot {
+    shared: Arc<Shared>,
+}
+
+impl Slot {
+    pub(crate) fn try_take(shared: &Arc<Shared>) -> Option<Self> {
+        let max = shared.config.max_connections;
+        shared
+            .admitted
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| Self {
+                shared: shared.clone(),
+            })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
+    }
+}

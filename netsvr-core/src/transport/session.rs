@@ -1,0 +1,427 @@
+//! A client connection's task: reads with a per-thread scratch buffer (an idle connection
+//! keeps no read buffer), decodes with the sans-IO decoder, and writes its queued frames
+//! with vectored writes, many frames per syscall.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use tokio::net::TcpStream;
+use tokio::time::timeout_at;
+
+use super::Slot;
+use crate::conn::{CloseRequest, Conn};
+use crate::event::{CloseReason, ConnInfo, ConnMeta, Event, EventKind, MessageKind};
+use crate::gateway::Shared;
+use crate::limit::{MessageWindow, Verdict};
+use crate::wire::{self, CloseFrame, Decoded, DecoderConfig, FrameDecoder, Message, OpCode};
+
+/// Read size; one buffer per worker thread, shared by all its connections.
+const SCRATCH_LEN: usize = 64 * 1024;
+/// Frames handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Write rounds before giving reads (and other tasks) a turn.
+const WRITE_ROUNDS: usize = 16;
+/// An emptied write queue keeping more than this many slots is given back.
+const KEEP_OUT_SLOTS: usize = 64;
+
+thread_local! {
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+}
+
+/// Runs an admitted connection to its end, then removes it and reports the close.
+pub(super) async fn run(slot: Slot, conn: Arc<Conn>, stream: TcpStream, early: Bytes) {
+    let shared = slot.shared().clone();
+    let reason = Session::new(&shared, &conn, stream).drive(early).await;
+    // Give the place back before reporting the close, so a client that reconnects on
+    // seeing it is not refused as over the cap.
+    drop(slot);
+    shared.detach(&conn, reason);
+}
+
+/// Sends `message` (if any) and a close frame to a client that upgraded but was not
+/// admitted, then waits briefly for its close.
+pub(super) async fn refuse(
+    shared: Arc<Shared>,
+    meta: ConnMeta,
+    stream: TcpStream,
+    code: u16,
+    reason: &str,
+    message: Option<Bytes>,
+) {
+    let conn = Conn::new(meta, ConnInfo::default(), shared.now_ms());
+    let mut session = Session::new(&shared, &conn, stream);
+    if let Some(message) = message.filter(|m| !m.is_empty()) {
+        session.out.push_back(shared.frame(&message));
+    }
+    let end = End::Close {
+        code,
+        reason: Cow::Owned(reason.to_owned()),
+        cause: CloseReason::ProtocolError(code),
+    };
+    Box::pin(session.finish(end)).await;
+}
+
+/// How a connection ends.
+enum End {
+    /// The gateway closes: queued frames, then a close frame, then wait for the reply.
+    Close {
+        code: u16,
+        reason: Cow<'static, str>,
+        cause: CloseReason,
+    },
+    /// The client sent a close frame: echo it after the queued frames.
+    Echo(Option<CloseFrame>),
+    /// Nothing more can be said on this socket.
+    Gone(CloseReason),
+}
+
+enum Step {
+    Readable,
+    Close(CloseRequest),
+    Broken,
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    conn: &'a Conn,
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    /// Bytes of an incomplete frame; empty (and unallocated) between frames.
+    inbound: Vec<u8>,
+    /// How many bytes the incomplete frame needs in all.
+    need: usize,
+    /// Frames taken from the outbox and not yet fully written.
+    out: VecDeque<Bytes>,
+    window: MessageWindow,
+    /// After our close frame: only a close reply still matters.
+    closing: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(shared: &'a Shared, conn: &'a Conn, stream: TcpStream) -> Self {
+        Self {
+            shared,
+            conn,
+            stream,
+            decoder: FrameDecoder::new(DecoderConfig {
+                max_message_size: shared.config.max_message_size,
+                require_mask: true,
+            }),
+            inbound: Vec::new(),
+            need: 0,
+            out: VecDeque::new(),
+            window: MessageWindow::default(),
+            closing: false,
+        }
+    }
+
+    async fn drive(mut self, early: Bytes) -> CloseReason {
+        let mut end = if early.is_empty() {
+            None
+        } else {
+            self.ingest(&early)
+        };
+        // `early` may be a slice of hyper's read buffer: holding it would pin that buffer.
+        drop(early);
+        while end.is_none() {
+            end = match poll_fn(|cx| self.poll_step(cx)).await {
+                Step::Readable => self.read_once(),
+                Step::Close(request) => Some(End::Close {
+                    code: request.code,
+                    reason: Cow::Borrowed(request.reason),
+                    cause: request.cause,
+                }),
+                Step::Broken => Some(End::Gone(CloseReason::Io)),
+            };
+        }
+        match end {
+            Some(end) => Box::pin(self.finish(end)).await,
+            None => CloseReason::Io,
+        }
+    }
+
+    /// Writes what is queued while the socket takes it; resolves when there is something to
+    /// read, a close was requested, or the socket broke.
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Step> {
+        let mut rounds = 0;
+        loop {
+            if self.out.is_empty() {
+                if let Some(request) = self.conn.outbox.take(cx.waker(), &mut self.out) {
+                    return Poll::Ready(Step::Close(request));
+                }
+                if self.out.is_empty() {
+                    if self.out.capacity() > KEEP_OUT_SLOTS {
+                        self.out = VecDeque::new();
+                    }
+                    break;
+                }
+            } else if let Some(request) = self.conn.outbox.take_close(cx.waker(), &mut self.out) {
+                // The socket may be stuck: `finish` writes what it can within close_timeout.
+                return Poll::Ready(Step::Close(request));
+            }
+            match self.write_out() {
+                Ok(true) => {
+                    rounds += 1;
+                    if rounds >= WRITE_ROUNDS {
+                        cx.waker().wake_by_ref();
+                        break;
+                    }
+                }
+                Ok(false) => match self.stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => return Poll::Ready(Step::Broken),
+                    Poll::Pending => break,
+                },
+                Err(_) => return Poll::Ready(Step::Broken),
+            }
+        }
+        match self.stream.poll_read_ready(cx) {
+            Poll::Ready(Ok(())) => Poll::Ready(Step::Readable),
+            Poll::Ready(Err(_)) => Poll::Ready(Step::Broken),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Writes queued frames until done (`true`) or the socket is full (`false`).
+    fn write_out(&mut self) -> io::Result<bool> {
+        while !self.out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOV];
+            let mut count = 0;
+            for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
+                *slot = IoSlice::new(frame);
+                count += 1;
+            }
+            let written = match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            self.advance(written);
+        }
+        Ok(true)
+    }
+
+    fn advance(&mut self, written: usize) {
+        let shared = self.shared;
+        shared.metrics.bytes_out.increment(written as u64);
+        shared
+            .counters
+            .bytes_out
+            .fetch_add(written as u64, Ordering::Relaxed);
+        let mut left = written;
+        while left > 0 {
+            let Some(front) = self.out.front_mut() else {
+                break;
+            };
+            if front.len() <= left {
+                left -= front.len();
+                self.out.pop_front();
+            } else {
+                front.advance(left);
+                left = 0;
+            }
+        }
+    }
+
+    /// One read into the thread's scratch buffer, decoded at once.
+    fn read_once(&mut self) -> Option<End> {
+        SCRATCH.with_borrow_mut(|buf| match self.stream.try_read(buf) {
+            Ok(0) => Some(End::Gone(CloseReason::Disconnected)),
+            Ok(n) => self.ingest(buf.get(..n).unwrap_or_default()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(_) => Some(End::Gone(CloseReason::Io)),
+        })
+    }
+
+    /// Decodes fresh bytes (after any kept tail); keeps only an incomplete frame's bytes.
+    fn ingest(&mut self, fresh: &[u8]) -> Option<End> {
+        if self.inbound.is_empty() {
+            let (used, end) = self.decode_from(fresh);
+            if end.is_none() {
+                if let Some(rest) = fresh.get(used..).filter(|r| !r.is_empty()) {
+                    self.inbound.reserve_exact(self.need.max(rest.len()));
+                    self.inbound.extend_from_slice(rest);
+                }
+            }
+            return end;
+        }
+        self.inbound.extend_from_slice(fresh);
+        let mut buf = std::mem::take(&mut self.inbound);
+        let (used, end) = self.decode_from(&buf);
+        if used < buf.len() {
+            buf.drain(..used);
+            if buf.capacity() < self.need {
+                buf.reserve_exact(self.need - buf.len());
+            }
+            self.inbound = buf;
+        }
+        end
+    }
+
+    fn decode_from(&mut self, input: &[u8]) -> (usize, Option<End>) {
+        let mut used = 0;
+        while let Some(rest) = input.get(used..).filter(|r| !r.is_empty()) {
+            match self.decoder.decode(rest) {
+                Ok(Decoded::NeedMore { at_least }) => {
+                    self.need = at_least;
+                    break;
+                }
+                Ok(Decoded::Frame { consumed, message }) => {
+                    used += consumed;
+                    if let Some(end) = message.and_then(|m| self.on_message(m)) {
+                        return (used, Some(end));
+                    }
+                }
+                Err(e) => {
+                    let code = e.close_code();
+                    let end = if self.closing {
+                        End::Gone(CloseReason::ProtocolError(code))
+                    } else {
+                        End::Close {
+                            code,
+                            reason: Cow::Owned(e.to_string()),
+                            cause: CloseReason::ProtocolError(code),
+                        }
+                    };
+                    return (used, Some(end));
+                }
+            }
+        }
+        (used, None)
+    }
+
+    fn on_message(&mut self, message: Message) -> Option<End> {
+        if self.closing {
+            return matches!(message, Message::Close(_))
+                .then_some(End::Gone(CloseReason::Disconnected));
+        }
+        let shared = self.shared;
+        self.conn.touch(shared.now_ms());
+        match message {
+            Message::Text(payload) if payload == shared.config.heartbeat_message => {
+                self.heartbeat();
+            }
+            Message::Text(payload) => self.on_data(MessageKind::Text, payload),
+            Message::Binary(payload) => self.on_data(MessageKind::Binary, payload),
+            Message::Ping(payload) => {
+                self.heartbeat();
+                // Bounded like the outbox: a client that pings without reading loses pongs.
+                if self.out.len() < shared.config.outbound_queue_capacity {
+                    self.out
+                        .push_back(wire::encode_frame(OpCode::Pong, &payload));
+                }
+            }
+            Message::Pong(_) => {}
+            Message::Close(frame) => return Some(End::Echo(frame)),
+        }
+        None
+    }
+
+    fn heartbeat(&self) {
+        self.shared.metrics.heartbeats.increment(1);
+        self.shared
+            .counters
+            .heartbeats
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn on_data(&mut self, kind: MessageKind, payload: Bytes) {
+        let shared = self.shared;
+        let (metrics, counters) = (&shared.metrics, &shared.counters);
+        match shared
+            .limiter
+            .check_message(&mut self.window, Instant::now())
+        {
+            Verdict::Allow => {
+                metrics.messages_in.increment(1);
+                metrics.bytes_in.increment(payload.len() as u64);
+                counters.messages_in.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .bytes_in
+                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
+                shared.emit(Event::new(
+                    self.conn.snapshot(),
+                    EventKind::Message { kind, payload },
+                ));
+            }
+            verdict => {
+                if verdict == Verdict::ConnectionLimit {
+                    metrics.drop_rate_conn.increment(1);
+                } else {
+                    metrics.drop_rate_global.increment(1);
+                }
+                counters.drops_rate_limited.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Says goodbye as `end` requires, within `close_timeout`, and names the close reason.
+    async fn finish(mut self, end: End) -> CloseReason {
+        self.conn.outbox.shut();
+        let deadline = tokio::time::Instant::now() + self.shared.config.close_timeout;
+        match end {
+            End::Gone(cause) => cause,
+            End::Echo(frame) => {
+                let (reply, cause) = match &frame {
+                    Some(f) => (wire::encode_close(f.code, ""), CloseReason::Client(f.code)),
+                    None => (
+                        wire::encode_frame(OpCode::Close, &[]),
+                        CloseReason::Client(1005),
+                    ),
+                };
+                self.out.push_back(reply);
+                self.flush_until(deadline).await;
+                cause
+            }
+            End::Close {
+                code,
+                reason,
+                cause,
+            } => {
+                self.out.push_back(wire::encode_close(code, &reason));
+                if self.flush_until(deadline).await {
+                    self.closing = true;
+                    self.linger(deadline).await;
+                }
+                cause
+            }
+        }
+    }
+
+    async fn flush_until(&mut self, deadline: tokio::time::Instant) -> bool {
+        loop {
+            match self.write_out() {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(_) => return false,
+            }
+            match timeout_at(deadline, self.stream.writable()).await {
+                Ok(Ok(())) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// After our close frame: read until the client's close reply, EOF or the deadline, so
+    /// the close frame is not lost to a reset.
+    async fn linger(&mut self, deadline: tokio::time::Instant) {
+        loop {
+            match timeout_at(deadline, self.stream.readable()).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+            if self.read_once().is_some() {
+                return;
+            }
+        }
+    }
+}
