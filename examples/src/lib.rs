@@ -1,0 +1,88 @@
+//! Shared helpers for the netsvr examples: `--listen ADDR` parsing and logging set-up.
+
+use std::net::SocketAddr;
+
+/// Default listen address of every example.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:6060";
+
+/// Command-line options common to the examples.
+#[derive(Debug, Clone)]
+pub struct Args {
+    /// `--listen ADDR`.
+    pub listen: SocketAddr,
+    /// `--max-message-size BYTES` (default: the gateway's).
+    pub max_message_size: Option<usize>,
+}
+
+/// Parses `--listen ADDR` and `--max-message-size BYTES`; anything else is an error.
+pub fn parse_args() -> Result<Args, String> {
+    parse_from(std::env::args().skip(1))
+}
+
+fn parse_from(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut out = Args {
+        listen: DEFAULT_LISTEN
+            .parse()
+            .map_err(|e| format!("default listen address: {e}"))?,
+        max_message_size: None,
+    };
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--listen" => {
+                out.listen = value
+                    .parse()
+                    .map_err(|e| format!("--listen {value}: {e}"))?;
+            }
+            "--max-message-size" => {
+                out.max_message_size = Some(
+                    value
+                        .parse()
+                        .map_err(|e| format!("--max-message-size {value}: {e}"))?,
+                );
+            }
+            other => return Err(format!("unknown option {other} (use --listen ADDR)")),
+        }
+    }
+    Ok(out)
+}
+
+/// The gateway config the examples share: `/` as the path, and the parsed options.
+pub fn config(args: &Args) -> netsvr_core::GatewayConfig {
+    let mut config = netsvr_core::GatewayConfig::default();
+    config.listen = args.listen;
+    config.path = "/".to_owned();
+    if let Some(max) = args.max_message_size {
+        config.max_message_size = max;
+    }
+    config
+}
+
+/// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse_from(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn parses_listen_and_rejects_unknown() {
+        let a = args(&["--listen", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(a.listen.port(), 9000);
+        assert!(args(&["--bogus", "1"]).is_err());
+        assert!(args(&["--listen"]).is_err());
+        assert!(args(&["--listen", "nope"]).is_err());
+        assert_eq!(args(&[]).unwrap().listen.to_string(), DEFAULT_LISTEN);
+    }
+}
