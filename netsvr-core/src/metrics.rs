@@ -5,6 +5,8 @@
 
 use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
 
+use crate::event::CloseReason;
+
 /// Gauge: connections currently open.
 pub const CONNECTIONS: &str = "netsvr_connections";
 /// Counter: connections admitted.
@@ -72,11 +74,63 @@ pub fn describe() {
     describe_counter!(SINK_FAILED_TOTAL, "Events a sink failed to deliver.");
 }
 
+/// Handshake refusal reasons, in the order of [`CoreMetrics::refused`]'s handles.
+pub(crate) const REFUSAL_REASONS: [&str; 8] = [
+    "path",
+    "origin",
+    "bad_request",
+    "auth",
+    "full",
+    "rate_limit",
+    "shutdown",
+    "timeout",
+];
+
+/// Why a handshake was refused (the `reason` label of [`HANDSHAKES_REFUSED_TOTAL`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Refusal {
+    Path = 0,
+    Origin = 1,
+    BadRequest = 2,
+    Auth = 3,
+    Full = 4,
+    RateLimit = 5,
+    Shutdown = 6,
+    Timeout = 7,
+}
+
+/// Close reasons, in the order of [`CoreMetrics::closes`]'s handles.
+const CLOSE_REASONS: [CloseReason; 8] = [
+    CloseReason::Client(0),
+    CloseReason::Disconnected,
+    CloseReason::Idle,
+    CloseReason::Kicked,
+    CloseReason::ProtocolError(0),
+    CloseReason::SlowConsumer,
+    CloseReason::Shutdown,
+    CloseReason::Io,
+];
+
+fn close_index(reason: CloseReason) -> usize {
+    match reason {
+        CloseReason::Client(_) => 0,
+        CloseReason::Disconnected => 1,
+        CloseReason::Idle => 2,
+        CloseReason::Kicked => 3,
+        CloseReason::ProtocolError(_) => 4,
+        CloseReason::SlowConsumer => 5,
+        CloseReason::Shutdown => 6,
+        CloseReason::Io => 7,
+    }
+}
+
 /// Handles taken once so the hot paths never look a metric up by name.
 #[derive(Debug)]
 pub(crate) struct CoreMetrics {
     pub(crate) connections: Gauge,
     pub(crate) opens: Counter,
+    closes: [Counter; 8],
+    refusals: [Counter; 8],
     pub(crate) messages_in: Counter,
     pub(crate) bytes_in: Counter,
     pub(crate) heartbeats: Counter,
@@ -110,6 +164,8 @@ impl CoreMetrics {
         Self {
             connections: gauge!(CONNECTIONS),
             opens: counter!(OPENS_TOTAL),
+            closes: CLOSE_REASONS.map(|r| counter!(CLOSES_TOTAL, "reason" => r.as_str())),
+            refusals: REFUSAL_REASONS.map(|r| counter!(HANDSHAKES_REFUSED_TOTAL, "reason" => r)),
             messages_in: counter!(MESSAGES_IN_TOTAL),
             bytes_in: counter!(BYTES_IN_TOTAL),
             heartbeats: counter!(HEARTBEATS_TOTAL),
@@ -133,11 +189,11 @@ impl CoreMetrics {
         }
     }
 
-    pub(crate) fn refused(reason: &'static str) {
-        counter!(HANDSHAKES_REFUSED_TOTAL, "reason" => reason).increment(1);
+    pub(crate) fn refused(&self, reason: Refusal) {
+        self.refusals[reason as usize].increment(1);
     }
 
-    pub(crate) fn closed(reason: &'static str) {
-        counter!(CLOSES_TOTAL, "reason" => reason).increment(1);
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        self.closes[close_index(reason)].increment(1);
     }
 }

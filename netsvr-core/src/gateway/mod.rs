@@ -203,7 +203,7 @@ impl Shared {
         let info = state.info.clone();
         drop(state);
         self.metrics.connections.decrement(1.0);
-        CoreMetrics::closed(reason.as_str());
+        self.metrics.closed(reason);
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
         self.emit(Event::new(
             crate::event::ConnSnapshot {

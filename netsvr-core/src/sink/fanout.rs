@@ -68,3 +68,41 @@ impl EventSink for FanoutSink {
         "fanout"
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::event::{ConnInfo, ConnMeta, ConnSnapshot, EventKind};
+    use crate::sink::ChannelSink;
+
+    fn event() -> Event {
+        let meta = ConnMeta {
+            uniq_id: crate::id::UniqId::from_bytes([1; 14]),
+            remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+            raw_query: String::new(),
+            x_forwarded_for: String::new(),
+            x_real_ip: String::new(),
+        };
+        let conn = ConnSnapshot {
+            meta: Arc::new(meta),
+            info: Arc::new(ConnInfo::default()),
+        };
+        Event::new(conn, EventKind::Open)
+    }
+
+    #[test]
+    fn every_sink_gets_the_event_even_when_one_is_full() {
+        let (small, mut small_rx) = ChannelSink::new(1);
+        let (big, mut big_rx) = ChannelSink::new(8);
+        let fanout = FanoutSink::new(vec![Arc::new(small), Arc::new(big)]);
+        assert_eq!(fanout.deliver(event()), Ok(()));
+        assert_eq!(fanout.deliver(event()), Err(SinkError::Full));
+        assert!(small_rx.try_recv().is_some());
+        assert!(small_rx.try_recv().is_none());
+        assert!(big_rx.try_recv().is_some());
+        assert!(big_rx.try_recv().is_some());
+        assert_eq!(fanout.sinks().len(), 2);
+    }
+}

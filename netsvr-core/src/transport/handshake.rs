@@ -26,7 +26,7 @@ use crate::close;
 use crate::conn::Conn;
 use crate::event::{ConnInfo, ConnMeta};
 use crate::gateway::Shared;
-use crate::metrics::CoreMetrics;
+use crate::metrics::Refusal;
 
 type Body = Full<Bytes>;
 
@@ -91,7 +91,7 @@ pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: S
         Ok(Some(done)) => done,
         Ok(None) => return,
         Err(_) => {
-            refused(&shared, "timeout");
+            refused(&shared, Refusal::Timeout);
             return;
         }
     };
@@ -107,7 +107,7 @@ pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: S
     match outcome {
         Outcome::Admit { .. } if shared.is_draining() => {
             let meta = outcome_meta(outcome);
-            refused(&shared, "shutdown");
+            refused(&shared, Refusal::Shutdown);
             session::refuse(
                 shared,
                 meta,
@@ -168,8 +168,8 @@ async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: TcpStre
     session::run(slot, conn, stream, early).await;
 }
 
-fn refused(shared: &Shared, reason: &'static str) {
-    CoreMetrics::refused(reason);
+fn refused(shared: &Shared, reason: Refusal) {
+    shared.metrics.refused(reason);
     shared.counters.refused.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -223,7 +223,7 @@ async fn respond(
 ) -> Response<Body> {
     let cfg = &shared.config;
     if req.uri().path() != cfg.path {
-        refused(shared, "path");
+        refused(shared, Refusal::Path);
         return answer(StatusCode::NOT_FOUND, "not found\n");
     }
     if !is_upgrade_request(&req) {
@@ -238,7 +238,7 @@ async fn respond(
         return response;
     }
     if req.method() != Method::GET {
-        refused(shared, "bad_request");
+        refused(shared, Refusal::BadRequest);
         return answer(StatusCode::BAD_REQUEST, "an upgrade must be a GET\n");
     }
     if req
@@ -247,7 +247,7 @@ async fn respond(
         .map(HeaderValue::as_bytes)
         != Some(b"13")
     {
-        refused(shared, "bad_request");
+        refused(shared, Refusal::BadRequest);
         let mut response = answer(StatusCode::UPGRADE_REQUIRED, "websocket version 13 only\n");
         response
             .headers_mut()
@@ -255,18 +255,18 @@ async fn respond(
         return response;
     }
     if !valid_key(req.headers().get(SEC_WEBSOCKET_KEY)) {
-        refused(shared, "bad_request");
+        refused(shared, Refusal::BadRequest);
         return answer(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key\n");
     }
     if head_size(&req) > cfg.max_header_size {
-        refused(shared, "bad_request");
+        refused(shared, Refusal::BadRequest);
         return answer(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "request head too large\n",
         );
     }
     if shared.is_draining() {
-        refused(shared, "shutdown");
+        refused(shared, Refusal::Shutdown);
         return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
     if !cfg.allowed_origins.is_empty() {
@@ -276,7 +276,7 @@ async fn respond(
             .map(HeaderValue::as_bytes);
         let allowed = origin.is_some_and(|o| cfg.allowed_origins.iter().any(|a| a.as_bytes() == o));
         if !allowed {
-            refused(shared, "origin");
+            refused(shared, Refusal::Origin);
             return answer(StatusCode::FORBIDDEN, "origin not allowed\n");
         }
     }
@@ -296,7 +296,7 @@ async fn respond(
     let (response, upgrade_fut) = match upgrade(&mut req) {
         Ok(pair) => pair,
         Err(_) => {
-            refused(shared, "bad_request");
+            refused(shared, Refusal::BadRequest);
             return answer(StatusCode::BAD_REQUEST, "bad upgrade request\n");
         }
     };
@@ -323,11 +323,11 @@ async fn admission(
         message: None,
     };
     let Some(slot) = Slot::try_take(shared) else {
-        refused(shared, "full");
+        refused(shared, Refusal::Full);
         return Ok(refuse(meta, close::TRY_AGAIN_LATER, "server full"));
     };
     if !shared.limiter.check_open(meta.remote_addr.ip()) {
-        refused(shared, "rate_limit");
+        refused(shared, Refusal::RateLimit);
         return Ok(refuse(meta, close::TRY_AGAIN_LATER, "rate limited"));
     }
     let request = HandshakeRequest {
@@ -349,7 +349,7 @@ async fn admission(
             admission,
         }),
         Ok(AuthDecision::Reject(Rejection::Status(code))) => {
-            refused(shared, "auth");
+            refused(shared, Refusal::Auth);
             let status = StatusCode::from_u16(code)
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
@@ -361,7 +361,7 @@ async fn admission(
             reason,
             message,
         })) => {
-            refused(shared, "auth");
+            refused(shared, Refusal::Auth);
             Ok(Outcome::Refuse {
                 meta,
                 code,
@@ -370,7 +370,7 @@ async fn admission(
             })
         }
         Err(_) => {
-            refused(shared, "timeout");
+            refused(shared, Refusal::Timeout);
             tracing::warn!(uniq_id = %meta.uniq_id, "authenticator timed out");
             Err(answer(
                 StatusCode::SERVICE_UNAVAILABLE,
