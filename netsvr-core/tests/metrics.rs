@@ -103,7 +103,6 @@ async fn metrics_are_registered_and_count_traffic() {
     assert!(matches!(message.kind, EventKind::Message { .. }));
     assert_eq!(gateway.broadcast("to all"), 1);
     assert_eq!(recv_text(&mut client).await, "to all");
-    use futures_util::SinkExt;
     client.close(None).await.unwrap();
     let close = tokio::time::timeout(WAIT, events.recv())
         .await
