@@ -53,14 +53,16 @@ impl ChannelSink {
 #[async_trait]
 impl EventSink for ChannelSink {
     fn deliver(&self, event: Event) -> Result<(), SinkError> {
-        match self.tx.try_send(event) {
-            Ok(()) => {
+        match self.tx.try_reserve() {
+            Ok(permit) => {
+                // Count before the event becomes visible to the reader.
                 self.delivered.increment(1);
+                permit.send(event);
                 self.depth.set(self.queued() as f64);
                 Ok(())
             }
-            Err(mpsc::error::TrySendError::Full(_)) => Err(SinkError::Full),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(SinkError::Closed),
+            Err(mpsc::error::TrySendError::Full(())) => Err(SinkError::Full),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(SinkError::Closed),
         }
     }
 
