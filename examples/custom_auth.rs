@@ -6,10 +6,10 @@
 //! `ws://127.0.0.1:9000/?token=demo-alice`.
 
 use netsvr_core::{
-    Admission, AuthDecision, Authenticator, ChannelSink, EventKind, Gateway, HandshakeRequest,
-    Rejection, async_trait,
+    Admission, AuthDecision, Authenticator, EventKind, Gateway, HandshakeRequest, Rejection,
+    async_trait,
 };
-use netsvr_examples::{config, init_logging, parse_args};
+use netsvr_examples::{init_logging, parse_args, run};
 
 /// Admits `token=demo-<customer>`.
 struct TokenAuth;
@@ -36,30 +36,13 @@ impl Authenticator for TokenAuth {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let args = parse_args()?;
-    let (sink, mut events) = ChannelSink::new(65_536);
-    let (gateway, serve) = Gateway::builder()
-        .config(config(&args))
-        .authenticator(TokenAuth)
-        .sink(sink)
-        .build()?;
-    eprintln!(
-        "custom_auth listening on ws://{}/?token=demo-<name>",
-        gateway.local_addr()
-    );
-    let server = tokio::spawn(serve);
-    let relay = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let EventKind::Message { payload, .. } = &event.kind {
-                if let Some(customer) = &event.conn.info.customer_id {
-                    gateway.send_to_customer(customer, payload);
-                }
+    let builder = Gateway::builder().authenticator(TokenAuth);
+    run("custom_auth", &args, builder, |gateway, event| {
+        if let EventKind::Message { payload, .. } = &event.kind {
+            if let Some(customer) = &event.conn.info.customer_id {
+                gateway.send_to_customer(customer, payload);
             }
         }
-    });
-    tokio::select! {
-        result = server => result??,
-        _ = relay => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    Ok(())
+    })
+    .await
 }

@@ -2,34 +2,17 @@
 //!
 //! `cargo run --release --example echo -- --listen 127.0.0.1:9000` (WebSocket path `/`).
 
-use netsvr_core::{ChannelSink, EventKind, Gateway};
-use netsvr_examples::{config, init_logging, parse_args};
+use netsvr_core::{EventKind, Gateway};
+use netsvr_examples::{init_logging, parse_args, run};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     init_logging();
     let args = parse_args()?;
-    let (sink, mut events) = ChannelSink::new(65_536);
-    let (gateway, serve) = Gateway::builder()
-        .config(config(&args))
-        .sink(sink)
-        .build()?;
-    eprintln!("echo listening on ws://{}/", gateway.local_addr());
-    let server = tokio::spawn(serve);
-    let echo = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
-        while events.recv_many(&mut batch, 256).await > 0 {
-            for event in batch.drain(..) {
-                if let EventKind::Message { kind, payload } = event.kind {
-                    gateway.send_as(&event.conn.meta.uniq_id, kind, &payload);
-                }
-            }
+    run("echo", &args, Gateway::builder(), |gateway, event| {
+        if let EventKind::Message { kind, payload } = event.kind {
+            gateway.send_as(&event.conn.meta.uniq_id, kind, &payload);
         }
-    });
-    tokio::select! {
-        result = server => result??,
-        _ = echo => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    Ok(())
+    })
+    .await
 }

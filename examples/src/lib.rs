@@ -58,6 +58,39 @@ pub fn config(args: &Args) -> netsvr_core::GatewayConfig {
     config
 }
 
+/// Builds the gateway from `builder` (with the example config from `args`), serves it, and
+/// hands every event to `on_event` on one task, until the server stops or Ctrl-C (which
+/// shuts the gateway down gracefully).
+pub async fn run<F>(
+    name: &str,
+    args: &Args,
+    builder: netsvr_core::GatewayBuilder,
+    mut on_event: F,
+) -> Result<(), Box<dyn std::error::Error>>
+where
+    F: FnMut(&netsvr_core::Gateway, netsvr_core::Event) + Send + 'static,
+{
+    let (sink, mut events) = netsvr_core::ChannelSink::new(65_536);
+    let (gateway, serve) = builder.config(config(args)).sink(sink).build()?;
+    eprintln!("{name} listening on ws://{}/", gateway.local_addr());
+    let server = tokio::spawn(serve);
+    let handle = gateway.clone();
+    let handler = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        while events.recv_many(&mut batch, 256).await > 0 {
+            for event in batch.drain(..) {
+                on_event(&gateway, event);
+            }
+        }
+    });
+    tokio::select! {
+        result = server => result??,
+        _ = handler => {}
+        _ = tokio::signal::ctrl_c() => handle.shutdown().await,
+    }
+    Ok(())
+}
+
 /// Logs to stderr at `info` unless `RUST_LOG` says otherwise.
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

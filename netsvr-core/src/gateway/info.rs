@@ -113,6 +113,23 @@ impl Shared {
         true
     }
 
+    /// Looks a connection up, changes its info, then pushes `data` (if any) to it.
+    fn change_and_push(
+        &self,
+        uniq_id: &UniqId,
+        data: Option<&[u8]>,
+        change: impl FnOnce(&mut ConnInfo),
+    ) -> bool {
+        let Some(conn) = self.tables.get(uniq_id) else {
+            return false;
+        };
+        let ok = self.change_info(&conn, change);
+        if ok {
+            self.push_optional(&conn, data);
+        }
+        ok
+    }
+
     fn push_optional(&self, conn: &Conn, data: Option<&[u8]>) {
         if let Some(data) = data.filter(|d| !d.is_empty()) {
             let n = usize::from(self.enqueue(conn, &self.frame(data)));
@@ -144,6 +161,11 @@ fn add_topics(info: &mut ConnInfo, topics: &[impl AsRef<str>]) {
     }
 }
 
+fn remove_topics(info: &mut ConnInfo, topics: &[impl AsRef<str>]) {
+    info.topics
+        .retain(|t| !topics.iter().any(|gone| gone.as_ref() == t));
+}
+
 impl Gateway {
     /// Subscribes a connection to topics, then pushes `data` if given. False when the
     /// connection is not here.
@@ -153,15 +175,8 @@ impl Gateway {
         topics: &[S],
         data: Option<&[u8]>,
     ) -> bool {
-        let s = &self.shared;
-        let Some(conn) = s.tables.get(uniq_id) else {
-            return false;
-        };
-        let ok = s.change_info(&conn, |info| add_topics(info, topics));
-        if ok {
-            s.push_optional(&conn, data);
-        }
-        ok
+        self.shared
+            .change_and_push(uniq_id, data, |info| add_topics(info, topics))
     }
 
     /// Unsubscribes a connection from topics, then pushes `data` if given.
@@ -171,18 +186,8 @@ impl Gateway {
         topics: &[S],
         data: Option<&[u8]>,
     ) -> bool {
-        let s = &self.shared;
-        let Some(conn) = s.tables.get(uniq_id) else {
-            return false;
-        };
-        let ok = s.change_info(&conn, |info| {
-            info.topics
-                .retain(|t| !topics.iter().any(|gone| gone.as_ref() == t));
-        });
-        if ok {
-            s.push_optional(&conn, data);
-        }
-        ok
+        self.shared
+            .change_and_push(uniq_id, data, |info| remove_topics(info, topics))
     }
 
     /// Drops topics: every member is unsubscribed, and each affected connection gets `data`
@@ -199,10 +204,7 @@ impl Gateway {
             }
         }
         for conn in &affected {
-            s.change_info(conn, |info| {
-                info.topics
-                    .retain(|t| !topics.iter().any(|gone| gone.as_ref() == t));
-            });
+            s.change_info(conn, |info| remove_topics(info, topics));
             s.push_optional(conn, data);
         }
         affected.len()
@@ -210,55 +212,41 @@ impl Gateway {
 
     /// ConnInfoUpdate. False when the connection is not here.
     pub fn update_info(&self, uniq_id: &UniqId, update: InfoUpdate) -> bool {
-        let s = &self.shared;
-        let Some(conn) = s.tables.get(uniq_id) else {
-            return false;
-        };
         let InfoUpdate {
             session,
             customer_id,
             topics,
             data,
         } = update;
-        let ok = s.change_info(&conn, |info| {
-            if let Some(session) = session {
-                info.session = session;
-            }
-            if let Some(customer) = customer_id {
-                info.customer_id = Some(customer).filter(|c| !c.is_empty());
-            }
-            if let Some(topics) = topics {
-                info.topics.clear();
-                add_topics(info, &topics);
-            }
-        });
-        if ok {
-            s.push_optional(&conn, data.as_deref());
-        }
-        ok
+        self.shared
+            .change_and_push(uniq_id, data.as_deref(), |info| {
+                if let Some(session) = session {
+                    info.session = session;
+                }
+                if let Some(customer) = customer_id {
+                    info.customer_id = Some(customer).filter(|c| !c.is_empty());
+                }
+                if let Some(topics) = topics {
+                    info.topics.clear();
+                    add_topics(info, &topics);
+                }
+            })
     }
 
     /// ConnInfoDelete. False when the connection is not here.
     pub fn delete_info(&self, uniq_id: &UniqId, delete: InfoDelete) -> bool {
-        let s = &self.shared;
-        let Some(conn) = s.tables.get(uniq_id) else {
-            return false;
-        };
-        let ok = s.change_info(&conn, |info| {
-            if delete.session {
-                info.session.clear();
-            }
-            if delete.customer_id {
-                info.customer_id = None;
-            }
-            if delete.topics {
-                info.topics.clear();
-            }
-        });
-        if ok {
-            s.push_optional(&conn, delete.data.as_deref());
-        }
-        ok
+        self.shared
+            .change_and_push(uniq_id, delete.data.as_deref(), |info| {
+                if delete.session {
+                    info.session.clear();
+                }
+                if delete.customer_id {
+                    info.customer_id = None;
+                }
+                if delete.topics {
+                    info.topics.clear();
+                }
+            })
     }
 
     /// Pushes the farewell `data` (if any), then closes each connection with 1008.

@@ -6,25 +6,11 @@ use core::str::from_utf8;
 use bytes::Bytes;
 
 use super::encoder::{append_unmasked, apply_mask, unmask};
+use super::frame_bits::{
+    FIN_BIT, LEN_16, LEN_64, LEN_BITS, MASK_BIT, MAX_CONTROL_PAYLOAD, OPCODE_BITS, RSV_BITS,
+};
 use super::utf8::Utf8Validator;
 use super::{CloseFrame, OpCode, ProtocolError, is_valid_close_code};
-
-/// FIN bit of the first header byte.
-const FIN_BIT: u8 = 0x80;
-/// RSV1, RSV2 and RSV3 bits of the first header byte.
-const RSV_BITS: u8 = 0x70;
-/// Opcode bits of the first header byte.
-const OPCODE_BITS: u8 = 0x0F;
-/// MASK bit of the second header byte.
-const MASK_BIT: u8 = 0x80;
-/// 7-bit payload length bits of the second header byte.
-const LEN_BITS: u8 = 0x7F;
-/// 7-bit length value announcing a 16-bit extended length.
-const LEN_16: u8 = 126;
-/// 7-bit length value announcing a 64-bit extended length.
-const LEN_64: u8 = 127;
-/// The largest payload a control frame may carry.
-const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// Limits and role of a [`FrameDecoder`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,21 +9,10 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::OpCode;
-
-/// The FIN bit of a frame's first byte.
-const FIN_BIT: u8 = 0x80;
-/// The MASK bit of a frame's second byte.
-const MASK_BIT: u8 = 0x80;
-/// The largest payload a control frame may carry.
-const MAX_CONTROL_PAYLOAD: usize = 125;
-/// Base header (2) + 64-bit extended length (8) + masking key (4).
-const MAX_HEADER_LEN: usize = 14;
-/// 7-bit length value announcing a 16-bit extended length.
-const LEN_16: u8 = 126;
-/// 7-bit length value announcing a 64-bit extended length.
-const LEN_64: u8 = 127;
-/// The size of a close frame's status code.
-const CLOSE_CODE_LEN: usize = 2;
+use super::frame_bits::{
+    CLOSE_CODE_LEN, FIN_BIT, FUSED_UNMASK_MIN, LEN_16, LEN_64, MASK_BIT, MASK_BLOCK,
+    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+};
 
 /// The largest possible frame header: 14 bytes (a masked client frame with a
 /// 64-bit length). Server frames are unmasked and need at most 10.
@@ -92,11 +81,6 @@ pub fn encode_client_frame_raw(first_byte: u8, payload: &[u8], mask: Option<[u8;
     }
     out.freeze()
 }
-
-/// Payloads at least this long are unmasked with a fused copy+XOR pass.
-const FUSED_UNMASK_MIN: usize = 1024;
-/// Bytes masked per step: whole key periods, so each block starts at key offset 0.
-const MASK_BLOCK: usize = 32;
 
 /// The 4-byte masking key repeated to fill a block.
 fn key_block(mask: [u8; 4]) -> [u8; MASK_BLOCK] {

@@ -17,6 +17,34 @@ mod utf8;
 #[cfg(test)]
 mod tests;
 
+/// Bit masks and limits of the RFC 6455 frame header, shared by decoder and encoder.
+mod frame_bits {
+    /// FIN bit of the first header byte.
+    pub(super) const FIN_BIT: u8 = 0x80;
+    /// RSV1, RSV2 and RSV3 bits of the first header byte.
+    pub(super) const RSV_BITS: u8 = 0x70;
+    /// Opcode bits of the first header byte.
+    pub(super) const OPCODE_BITS: u8 = 0x0F;
+    /// MASK bit of the second header byte.
+    pub(super) const MASK_BIT: u8 = 0x80;
+    /// 7-bit payload length bits of the second header byte.
+    pub(super) const LEN_BITS: u8 = 0x7F;
+    /// 7-bit length value announcing a 16-bit extended length.
+    pub(super) const LEN_16: u8 = 126;
+    /// 7-bit length value announcing a 64-bit extended length.
+    pub(super) const LEN_64: u8 = 127;
+    /// The largest payload a control frame may carry.
+    pub(super) const MAX_CONTROL_PAYLOAD: usize = 125;
+    /// Base header (2) + 64-bit extended length (8) + masking key (4).
+    pub(super) const MAX_HEADER_LEN: usize = 14;
+    /// The size of a close frame's status code.
+    pub(super) const CLOSE_CODE_LEN: usize = 2;
+    /// Payloads at least this long are unmasked with a fused copy+XOR pass.
+    pub(super) const FUSED_UNMASK_MIN: usize = 1024;
+    /// Bytes masked per step: whole key periods, so each block starts at key offset 0.
+    pub(super) const MASK_BLOCK: usize = 32;
+}
+
 pub use decoder::{Decoded, DecoderConfig, FrameDecoder, Message};
 pub use encoder::{
     encode_client_frame, encode_client_frame_raw, encode_close, encode_frame, encode_frame_into,
