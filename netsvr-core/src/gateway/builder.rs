@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::sync::watch;
 
 use super::{Counters, Gateway, Shared};
@@ -21,9 +20,6 @@ use crate::metrics::CoreMetrics;
 use crate::sink::{EventSink, NoopSink};
 use crate::table::Tables;
 use crate::wire::OpCode;
-
-/// Listen backlog for the client port (the kernel caps it at `somaxconn`).
-const BACKLOG: i32 = 4096;
 
 /// Why a gateway could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +101,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// Sets the address encoded in uniqIds (netsvr: the task port's address).
+    pub fn node_addr(mut self, addr: std::net::SocketAddrV4) -> Self {
+        self.config.node_addr = Some(addr);
+        self
+    }
+
     /// Serves on an already bound listener instead of binding `listen`.
     pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
         self.listener = Some(listener);
@@ -148,9 +150,11 @@ impl GatewayBuilder {
         self.config.validate()?;
         let listener = match self.listener {
             Some(l) => l,
-            None => bind(self.config.listen).map_err(|source| BuildError::Bind {
-                addr: self.config.listen,
-                source,
+            None => crate::transport::bind_listener(self.config.listen).map_err(|source| {
+                BuildError::Bind {
+                    addr: self.config.listen,
+                    source,
+                }
             })?,
         };
         let local_addr = listener
@@ -186,14 +190,6 @@ impl GatewayBuilder {
         };
         Ok((Gateway { shared }, serve))
     }
-}
-
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(BACKLOG)?;
-    Ok(socket.into())
 }
 
 /// The future that accepts and serves clients. Spawn it or await it; it returns after a

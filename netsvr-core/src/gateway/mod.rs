@@ -100,7 +100,7 @@ impl Shared {
         {
             Push::Queued => true,
             Push::Full => {
-                self.slow_consumer(conn);
+                self.slow_consumer(conn, frame.len());
                 false
             }
             Push::Closed => false,
@@ -115,18 +115,20 @@ impl Shared {
         {
             Push::Queued => true,
             Push::Full => {
-                self.slow_consumer(conn);
+                self.slow_consumer(conn, frames.iter().map(Bytes::len).sum());
                 false
             }
             Push::Closed => false,
         }
     }
 
-    fn slow_consumer(&self, conn: &Conn) {
+    fn slow_consumer(&self, conn: &Conn, bytes: usize) {
         self.metrics.drop_slow_consumer.increment(1);
-        self.counters
-            .drops_slow_consumer
-            .fetch_add(1, Ordering::Relaxed);
+        let counters = &self.counters;
+        counters.drops_slow_consumer.fetch_add(1, Ordering::Relaxed);
+        counters
+            .drops_slow_consumer_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
         if self.config.slow_consumer == SlowConsumerPolicy::Close {
             conn.outbox.close_now(CloseRequest {
                 code: crate::close::TRY_AGAIN_LATER,
@@ -241,6 +243,13 @@ impl Gateway {
         self.shared.is_draining()
     }
 
+    /// Resolves once a graceful shutdown has completed.
+    pub async fn stopped(&self) {
+        let mut stopped = self.shared.stopped.subscribe();
+        // An error means the sender is gone, which only happens with the gateway itself.
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+
     /// Graceful shutdown: new clients are refused (503 before the upgrade, 1012 after),
     /// open connections are closed with 1001 after their queued frames, then the sink is
     /// flushed; all within `shutdown_timeout`. The serve future returns afterwards.
@@ -274,9 +283,7 @@ impl Gateway {
             }
             shared.stopped.send_replace(true);
         } else {
-            let mut stopped = shared.stopped.subscribe();
-            // An error means the sender is gone, which only happens when the gateway is.
-            let _ = stopped.wait_for(|s| *s).await;
+            self.stopped().await;
         }
     }
 }

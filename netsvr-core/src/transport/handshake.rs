@@ -171,6 +171,12 @@ async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: TcpStre
 fn refused(shared: &Shared, reason: Refusal) {
     shared.metrics.refused(reason);
     shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    if matches!(reason, Refusal::RateLimit) {
+        shared
+            .counters
+            .refused_rate_limit
+            .fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 fn answer(status: StatusCode, text: &'static str) -> Response<Body> {

@@ -4,6 +4,7 @@
 mod handshake;
 mod session;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,6 +15,21 @@ use crate::close;
 use crate::conn::CloseRequest;
 use crate::event::CloseReason;
 use crate::gateway::{ServeError, Shared};
+
+/// Listen backlog (the kernel caps it at `somaxconn`).
+const BACKLOG: i32 = 4096;
+
+/// Binds a non-blocking-ready TCP listener with address reuse and a deep backlog.
+pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    let listener: std::net::TcpListener = socket.into();
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
 
 /// Runs the gateway: accepts clients and sweeps idle ones until shutdown completes.
 pub(crate) async fn serve(

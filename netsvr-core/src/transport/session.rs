@@ -353,13 +353,13 @@ impl<'a> Session<'a> {
                     EventKind::Message { kind, payload },
                 ));
             }
-            verdict => {
-                if verdict == Verdict::ConnectionLimit {
-                    metrics.drop_rate_conn.increment(1);
-                } else {
-                    metrics.drop_rate_global.increment(1);
-                }
-                counters.drops_rate_limited.fetch_add(1, Ordering::Relaxed);
+            Verdict::ConnectionLimit => {
+                metrics.drop_rate_conn.increment(1);
+                counters.drops_rate_conn.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {
+                metrics.drop_rate_global.increment(1);
+                counters.drops_rate_global.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
