@@ -41,6 +41,8 @@ pub mod sink;
 mod table;
 mod transport;
 pub mod wire;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use auth::{Admission, AllowAll, AuthDecision, Authenticator, HandshakeRequest, Rejection};
 pub use config::{ConfigError, DownstreamOpcode, GatewayConfig, SlowConsumerPolicy};

@@ -1,6 +1,8 @@
 //! Test support: a gateway on an ephemeral loopback port, and WebSocket clients for it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
+#[cfg(feature = "worker")]
+pub mod business;
 pub mod raw;
 
 use std::time::Duration;

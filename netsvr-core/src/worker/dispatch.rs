@@ -1,0 +1,228 @@
+//! The worker sink: turns client events into netsvr frames and hands each to one registered
+//! business connection's bounded queue.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use metrics::{Counter, counter};
+use netsvr_protocol::cmd::events::{ON_CLOSE, ON_MESSAGE, ON_OPEN};
+use netsvr_protocol::{cmd, codec, pb};
+use tokio::sync::mpsc;
+
+use super::config::Dispatch;
+use crate::event::{Event, EventKind};
+use crate::metrics::{SINK_DELIVERED_TOTAL, SINK_FAILED_TOTAL};
+use crate::sink::{EventSink, SinkError};
+
+/// One business connection as the dispatcher sees it.
+#[derive(Debug)]
+pub(crate) struct Business {
+    pub(crate) id: u64,
+    /// Registered event bits; 0 while not registered.
+    pub(crate) events: AtomicI32,
+    pub(crate) tx: mpsc::Sender<Bytes>,
+}
+
+/// Counters behind netsvr's metric items 4, 5 and 10.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) forwarded_bytes: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
+/// The registered business connections.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    members: ArcSwap<Vec<Arc<Business>>>,
+    next: AtomicUsize,
+    hasher: ahash::RandomState,
+    pub(crate) counters: WorkerCounters,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            members: ArcSwap::from_pointee(Vec::new()),
+            next: AtomicUsize::new(0),
+            hasher: ahash::RandomState::with_seeds(1, 2, 3, 4),
+            counters: WorkerCounters::default(),
+        }
+    }
+}
+
+impl Registry {
+    pub(crate) fn register(&self, business: &Arc<Business>) {
+        self.members.rcu(|members| {
+            let mut next: Vec<Arc<Business>> = members.iter().cloned().collect();
+            if !next.iter().any(|b| b.id == business.id) {
+                next.push(business.clone());
+                next.sort_by_key(|b| b.id);
+            }
+            next
+        });
+    }
+
+    pub(crate) fn unregister(&self, id: u64) {
+        self.members.rcu(|members| {
+            members
+                .iter()
+                .filter(|b| b.id != id)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+    }
+
+    /// The business connection for an event with `bit`, keyed by `key`; `Err(())` when no
+    /// business connection is registered at all, `Ok(None)` when none wants this event.
+    fn pick(&self, bit: i32, key: &[u8], dispatch: Dispatch) -> Result<Option<Arc<Business>>, ()> {
+        let members = self.members.load();
+        if members.is_empty() {
+            return Err(());
+        }
+        let wants = |b: &&Arc<Business>| b.events.load(Ordering::Relaxed) & bit != 0;
+        let count = members.iter().filter(wants).count();
+        if count == 0 {
+            return Ok(None);
+        }
+        let n = match dispatch {
+            Dispatch::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed),
+            _ => self.hasher.hash_one(key) as usize,
+        } % count;
+        Ok(members.iter().filter(wants).nth(n).cloned())
+    }
+
+    /// Frames waiting in every registered connection's queue.
+    fn queued(&self) -> usize {
+        self.members
+            .load()
+            .iter()
+            .map(|b| b.tx.max_capacity() - b.tx.capacity())
+            .sum()
+    }
+}
+
+/// The `EventSink` of the worker port. Events with no registered business connection, or
+/// whose chosen connection's queue is full, are dropped and counted.
+#[derive(Debug, Clone)]
+pub struct WorkerSink {
+    registry: Arc<Registry>,
+    dispatch: Dispatch,
+    delivered: Counter,
+    failed: Counter,
+}
+
+impl WorkerSink {
+    pub(crate) fn new(registry: Arc<Registry>, dispatch: Dispatch) -> Self {
+        Self {
+            registry,
+            dispatch,
+            delivered: counter!(SINK_DELIVERED_TOTAL, "sink" => "worker"),
+            failed: counter!(SINK_FAILED_TOTAL, "sink" => "worker"),
+        }
+    }
+
+    fn fail(&self, error: SinkError) -> Result<(), SinkError> {
+        self.failed.increment(1);
+        self.registry
+            .counters
+            .failed
+            .fetch_add(1, Ordering::Relaxed);
+        Err(error)
+    }
+}
+
+/// The event's frame (length, cmd id, protobuf body).
+fn encode(event: &Event) -> Bytes {
+    let meta = &event.conn.meta;
+    let info = &event.conn.info;
+    let uniq_id = meta.uniq_id.to_string();
+    let customer_id = info.customer_id.clone().unwrap_or_default();
+    match &event.kind {
+        EventKind::Open => codec::encode_to_bytes(
+            cmd::CONN_OPEN,
+            &pb::ConnOpen {
+                uniq_id,
+                raw_query: meta.raw_query.clone(),
+                x_forwarded_for: meta.x_forwarded_for.clone(),
+                x_real_ip: meta.x_real_ip.clone(),
+                remote_addr: meta.remote_addr.to_string(),
+            },
+        ),
+        EventKind::Message { payload, .. } => codec::encode_to_bytes(
+            cmd::TRANSFER,
+            &pb::Transfer {
+                uniq_id,
+                customer_id,
+                session: info.session.clone(),
+                topics: info.topics.clone(),
+                data: payload.clone(),
+            },
+        ),
+        EventKind::Close { .. } => codec::encode_to_bytes(
+            cmd::CONN_CLOSE,
+            &pb::ConnClose {
+                uniq_id,
+                customer_id,
+                session: info.session.clone(),
+                topics: info.topics.clone(),
+            },
+        ),
+    }
+}
+
+fn bit_of(kind: &EventKind) -> i32 {
+    match kind {
+        EventKind::Open => ON_OPEN,
+        EventKind::Message { .. } => ON_MESSAGE,
+        EventKind::Close { .. } => ON_CLOSE,
+    }
+}
+
+#[async_trait]
+impl EventSink for WorkerSink {
+    fn deliver(&self, event: Event) -> Result<(), SinkError> {
+        let key = event.conn.meta.uniq_id;
+        let business = match self
+            .registry
+            .pick(bit_of(&event.kind), key.as_bytes(), self.dispatch)
+        {
+            Ok(Some(b)) => b,
+            // Registered business processes chose not to receive this kind of event.
+            Ok(None) => return Ok(()),
+            Err(()) => return self.fail(SinkError::Closed),
+        };
+        let frame = encode(&event);
+        let len = frame.len() as u64;
+        match business.tx.try_send(frame) {
+            Ok(()) => {
+                self.delivered.increment(1);
+                let counters = &self.registry.counters;
+                counters.forwarded.fetch_add(1, Ordering::Relaxed);
+                counters.forwarded_bytes.fetch_add(len, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.fail(SinkError::Full),
+            Err(mpsc::error::TrySendError::Closed(_)) => self.fail(SinkError::Closed),
+        }
+    }
+
+    async fn flush(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.registry.queued() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
+    fn name(&self) -> &str {
+        "worker"
+    }
+}

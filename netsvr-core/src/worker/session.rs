@@ -1,0 +1,182 @@
+//! One business connection (worker or task port): frames in, commands applied in order,
+//! events and responses out through one bounded queue written in batches.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use bytes::{Bytes, BytesMut};
+use netsvr_protocol::cmd::events::ALL;
+use netsvr_protocol::pb::RegisterRespCode;
+use netsvr_protocol::{Frame, MessageError, ToBusiness, ToGateway, pb};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use super::Ports;
+use super::commands;
+use super::dispatch::Business;
+
+/// Which port a connection came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Port {
+    Worker,
+    Task,
+}
+
+/// Frames written per batch at most.
+const BATCH: usize = 256;
+/// A write buffer grown past this is given back after use.
+const KEEP_WRITE_BUF: usize = 1024 * 1024;
+
+/// Serves one business connection until it closes, breaks the protocol, or goes silent.
+pub(crate) async fn serve(ports: Arc<Ports>, stream: TcpStream, peer: SocketAddr, port: Port) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set_nodelay failed");
+    }
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Bytes>(ports.config.send_queue_capacity);
+    let writing = tokio::spawn(write_loop(writer, rx));
+    let business = Arc::new(Business {
+        id: ports.next_business_id(),
+        events: AtomicI32::new(0),
+        tx,
+    });
+    let why = read_loop(&ports, &mut reader, &business, port).await;
+    ports.registry.unregister(business.id);
+    drop(business);
+    match &why {
+        Ok(()) => tracing::debug!(%peer, ?port, "business connection closed"),
+        Err(reason) => tracing::warn!(%peer, ?port, "closing business connection: {reason}"),
+    }
+    let _ = writing.await;
+}
+
+async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut buf = BytesMut::new();
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let result = if let [only] = batch.as_slice() {
+            writer.write_all(only).await
+        } else {
+            buf.clear();
+            for frame in &batch {
+                buf.extend_from_slice(frame);
+            }
+            writer.write_all(&buf).await
+        };
+        batch.clear();
+        if buf.capacity() > KEEP_WRITE_BUF {
+            buf = BytesMut::new();
+        }
+        if result.is_err() {
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Reads and applies frames; `Err` says why the connection must close.
+async fn read_loop(
+    ports: &Ports,
+    reader: &mut tokio::net::tcp::OwnedReadHalf,
+    business: &Arc<Business>,
+    port: Port,
+) -> Result<(), String> {
+    let mut buf = BytesMut::with_capacity(8 * 1024);
+    loop {
+        while let Some(frame) = ports.codec.decode(&mut buf).map_err(|e| e.to_string())? {
+            if let Frame::Command { cmd, body } = frame {
+                handle(ports, business, port, cmd, body).await?;
+            }
+        }
+        let read = tokio::time::timeout(ports.config.read_timeout, reader.read_buf(&mut buf));
+        match read.await {
+            Err(_) => {
+                return Err(format!(
+                    "nothing received for {:?} (not even a heartbeat)",
+                    ports.config.read_timeout
+                ));
+            }
+            Ok(Ok(0)) => return Ok(()),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(format!("read failed: {e}")),
+        }
+    }
+}
+
+async fn reply(business: &Business, message: ToBusiness) -> Result<(), String> {
+    let mut out = BytesMut::new();
+    message.encode(&mut out);
+    // Responses wait for room (they are never dropped); only events are dropped when full.
+    business
+        .tx
+        .send(out.freeze())
+        .await
+        .map_err(|_| "writer gone".to_owned())
+}
+
+async fn handle(
+    ports: &Ports,
+    business: &Arc<Business>,
+    port: Port,
+    cmd: u32,
+    body: Bytes,
+) -> Result<(), String> {
+    let message = match ToGateway::decode(cmd, body) {
+        Ok(m) => m,
+        Err(MessageError::UnknownCmd(c)) => return Err(format!("unknown command id {c}")),
+        Err(MessageError::Body { .. }) if cmd == netsvr_protocol::cmd::REGISTER => {
+            let code = RegisterRespCode::UnmarshalError;
+            return reply(business, register_resp(code, "bad RegisterReq body", "")).await;
+        }
+        Err(e) => {
+            tracing::warn!("ignoring a command: {e}");
+            return Ok(());
+        }
+    };
+    match message {
+        ToGateway::Register(_) | ToGateway::Unregister(_) if port == Port::Task => {
+            Err("Register and Unregister belong on the worker port".to_owned())
+        }
+        ToGateway::Register(req) => {
+            let resp = register(ports, business, req.events);
+            reply(business, resp).await
+        }
+        ToGateway::Unregister(_) => {
+            business.events.store(0, Ordering::Relaxed);
+            ports.registry.unregister(business.id);
+            reply(business, ToBusiness::Unregister(pb::UnRegisterResp {})).await
+        }
+        other => match commands::apply(&ports.gateway, &ports.meters, other) {
+            Some(response) => reply(business, response).await,
+            None => Ok(()),
+        },
+    }
+}
+
+fn register_resp(code: RegisterRespCode, message: &str, conn_id: &str) -> ToBusiness {
+    ToBusiness::Register(pb::RegisterResp {
+        code: code as i32,
+        message: message.to_owned(),
+        conn_id: conn_id.to_owned(),
+    })
+}
+
+fn register(ports: &Ports, business: &Arc<Business>, events: i32) -> ToBusiness {
+    if events <= 0 || events & !ALL != 0 {
+        let text = format!("events must be a mask of 1, 2 and 4, got {events}");
+        return register_resp(RegisterRespCode::InvalidEvent, &text, "");
+    }
+    if business.events.load(Ordering::Relaxed) != 0 {
+        return register_resp(
+            RegisterRespCode::DuplicateRegister,
+            "already registered",
+            "",
+        );
+    }
+    business.events.store(events, Ordering::Relaxed);
+    ports.registry.register(business);
+    register_resp(RegisterRespCode::Success, "", &business.id.to_string())
+}
