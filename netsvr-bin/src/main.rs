@@ -1,7 +1,9 @@
 //! The `netsvr` binary: runs the gateway. Until the config work lands it runs on built-in
-//! defaults (client WebSocket `127.0.0.1:6060`, path `/netsvr`) and logs events.
+//! defaults: client WebSocket `127.0.0.1:6060` path `/netsvr`, worker port `127.0.0.1:6061`,
+//! task port `127.0.0.1:6062`.
 
-use netsvr_core::{ChannelSink, EventKind, Gateway};
+use netsvr_core::Gateway;
+use netsvr_core::worker::{WorkerConfig, WorkerPorts};
 use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "usage: netsvr [--version]";
@@ -33,24 +35,20 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let (sink, mut events) = ChannelSink::new(65_536);
-    let (gateway, serve) = Gateway::builder().sink(sink).build()?;
-    tracing::info!(addr = %gateway.local_addr(), path = %gateway.config().path, "netsvr listening");
+    let ports = WorkerPorts::bind(WorkerConfig::default())?;
+    let (gateway, serve) = Gateway::builder()
+        .node_addr(ports.node_addr())
+        .sink(ports.sink())
+        .build()?;
+    tracing::info!(
+        websocket = %gateway.local_addr(),
+        path = %gateway.config().path,
+        worker = %ports.worker_addr()?,
+        task = %ports.task_addr()?,
+        "netsvr listening"
+    );
     let serving = tokio::spawn(serve);
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            match &event.kind {
-                EventKind::Open => tracing::debug!(uniq_id = %event.uniq_id(), "open"),
-                EventKind::Message { payload, .. } => {
-                    tracing::debug!(uniq_id = %event.uniq_id(), bytes = payload.len(), "message");
-                }
-                EventKind::Close { reason } => {
-                    tracing::debug!(uniq_id = %event.uniq_id(), reason = reason.as_str(), "close");
-                }
-                _ => {}
-            }
-        }
-    });
+    let business = tokio::spawn(ports.serve(gateway.clone()));
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -59,5 +57,6 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!("draining");
     gateway.shutdown().await;
     serving.await??;
+    business.await??;
     Ok(())
 }
