@@ -3,6 +3,8 @@
 //!
 //! Byte-compatible with netsvr, so its PHP and Go SDKs work unchanged (see `PROTOCOL.md`).
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod cmd;
 pub mod codec;
 pub mod message;
