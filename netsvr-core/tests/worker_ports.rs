@@ -638,3 +638,22 @@ async fn round_robin_alternates_and_unregistered_events_are_counted() {
     send_text(&mut client, "after").await;
     assert_eq!(&transfer(&mut w2).await.data[..], b"after");
 }
+
+#[test]
+fn node_address_for_wildcard_and_advertised_listeners() {
+    let mut config = WorkerConfig::default();
+    config.worker_listen = "127.0.0.1:0".parse().unwrap();
+    config.task_listen = "0.0.0.0:0".parse().unwrap();
+    let ports = WorkerPorts::bind(config.clone()).unwrap();
+    let node = ports.node_addr();
+    assert_eq!(node.port(), ports.task_addr().unwrap().port());
+    assert!(!node.ip().is_unspecified(), "{node}");
+    drop(ports);
+    config.advertise = Some("10.1.2.3:7000".parse().unwrap());
+    let ports = WorkerPorts::bind(config).unwrap();
+    assert_eq!(ports.node_addr().to_string(), "10.1.2.3:7000");
+    let mut bad = WorkerConfig::default();
+    bad.send_queue_capacity = 0;
+    let err = WorkerPorts::bind(bad).unwrap_err().to_string();
+    assert!(err.contains("worker.send_queue_capacity"), "{err}");
+}
