@@ -28,7 +28,11 @@
 //! (`wire`) → tables → connections and fan-out → the gateway facade → `transport`, the only
 //! layer that touches sockets.
 
+#[cfg(feature = "amqp")]
+pub mod amqp_queue;
 pub mod auth;
+#[cfg(feature = "http")]
+pub mod callbacks;
 pub mod close;
 pub mod config;
 mod conn;
@@ -37,6 +41,15 @@ mod gateway;
 mod id;
 pub mod limit;
 pub mod metrics;
+#[cfg(any(
+    feature = "worker",
+    feature = "http",
+    feature = "redis",
+    feature = "amqp"
+))]
+pub mod pbevent;
+#[cfg(feature = "redis")]
+pub mod redis_queue;
 pub mod sink;
 mod table;
 mod transport;
@@ -53,7 +66,10 @@ pub use gateway::{
 };
 pub use id::{ParseUniqIdError, UniqId};
 pub use limit::{GovernorLimiter, Limits, MessageWindow, NoLimits, RateLimiter, Verdict};
-pub use sink::{ChannelSink, EventReceiver, EventSink, FanoutSink, NoopSink, SinkError};
+pub use sink::{
+    Backend, BatchError, BufferedConfig, BufferedSink, ChannelSink, EventReceiver, EventSink,
+    FanoutSink, NoopSink, SinkError, SinkStatus,
+};
 
 /// Re-exported so implementors of the seams name the same versions.
 pub use async_trait::async_trait;

@@ -42,6 +42,8 @@ pub const SINK_QUEUE_DEPTH: &str = "netsvr_sink_queue_depth";
 pub const SINK_DELIVERED_TOTAL: &str = "netsvr_sink_delivered_total";
 /// Counter, label `sink`: events a sink retried.
 pub const SINK_RETRIED_TOTAL: &str = "netsvr_sink_retried_total";
+/// Histogram, label `sink`: seconds per back-end delivery call (one batch).
+pub const SINK_DELIVERY_SECONDS: &str = "netsvr_sink_delivery_seconds";
 /// Counter, label `sink`: events a sink failed to deliver (and dropped).
 pub const SINK_FAILED_TOTAL: &str = "netsvr_sink_failed_total";
 
@@ -72,6 +74,11 @@ pub fn describe() {
     describe_counter!(SINK_DELIVERED_TOTAL, "Events accepted by a sink.");
     describe_counter!(SINK_RETRIED_TOTAL, "Event deliveries a sink retried.");
     describe_counter!(SINK_FAILED_TOTAL, "Events a sink failed to deliver.");
+    describe_histogram!(
+        SINK_DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time of one back-end delivery call."
+    );
 }
 
 /// Handshake refusal reasons, in the order of [`CoreMetrics::refused`]'s handles.

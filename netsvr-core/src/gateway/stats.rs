@@ -69,6 +69,13 @@ pub struct Stats {
 }
 
 impl Gateway {
+    /// The state of every sink (a fan-out sink reports each inner sink).
+    pub fn sink_status(&self) -> Vec<crate::sink::SinkStatus> {
+        let mut out = Vec::new();
+        self.shared.sink.report(&mut out);
+        out
+    }
+
     /// Counters and sizes right now.
     pub fn stats(&self) -> Stats {
         let s = &self.shared;

@@ -82,6 +82,18 @@ impl EventSink for ChannelSink {
     fn name(&self) -> &str {
         &self.name
     }
+
+    fn report(&self, out: &mut Vec<super::SinkStatus>) {
+        out.push(super::SinkStatus {
+            name: self.name.clone(),
+            healthy: !self.tx.is_closed(),
+            queued: self.queued(),
+            capacity: self.tx.max_capacity(),
+            delivered: 0,
+            retried: 0,
+            dropped: 0,
+        });
+    }
 }
 
 impl EventReceiver {

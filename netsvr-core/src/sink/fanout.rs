@@ -67,6 +67,12 @@ impl EventSink for FanoutSink {
     fn name(&self) -> &str {
         "fanout"
     }
+
+    fn report(&self, out: &mut Vec<super::SinkStatus>) {
+        for sink in &self.sinks {
+            sink.report(out);
+        }
+    }
 }
 
 #[cfg(test)]

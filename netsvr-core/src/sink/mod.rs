@@ -1,5 +1,6 @@
 //! The `EventSink` seam: where open / message / close events go, plus ready sinks.
 
+mod buffered;
 mod channel;
 mod fanout;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 
 use crate::event::Event;
 
+pub use buffered::{Backend, BatchError, BufferedConfig, BufferedSink};
 pub use channel::{ChannelSink, EventReceiver};
 pub use fanout::FanoutSink;
 
@@ -22,6 +24,26 @@ pub enum SinkError {
     /// The sink has stopped.
     #[error("sink is closed")]
     Closed,
+}
+
+/// A sink's state, for status pages and readiness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SinkStatus {
+    /// The sink's name.
+    pub name: String,
+    /// False while its back-end is failing.
+    pub healthy: bool,
+    /// Events buffered or in flight.
+    pub queued: usize,
+    /// The buffer's bound.
+    pub capacity: usize,
+    /// Events delivered since start.
+    pub delivered: u64,
+    /// Event deliveries retried since start.
+    pub retried: u64,
+    /// Events dropped because the buffer was full.
+    pub dropped: u64,
 }
 
 /// Receives every event of every connection.
@@ -44,6 +66,11 @@ pub trait EventSink: Send + Sync + 'static {
     /// A short name, used in metrics and logs.
     fn name(&self) -> &str {
         "sink"
+    }
+
+    /// Appends this sink's status (a fan-out appends each inner sink's) to `out`.
+    fn report(&self, out: &mut Vec<SinkStatus>) {
+        let _ = out;
     }
 }
 

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use metrics::{Counter, counter};
 use netsvr_protocol::cmd::events::{ON_CLOSE, ON_MESSAGE, ON_OPEN};
-use netsvr_protocol::{cmd, codec, pb};
 use tokio::sync::mpsc;
 
 use super::config::Dispatch;
@@ -96,6 +95,20 @@ impl Registry {
         Ok(members.iter().filter(wants).nth(n).cloned())
     }
 
+    /// Registered business connections.
+    pub(crate) fn registered(&self) -> usize {
+        self.members.load().len()
+    }
+
+    /// Sum of the registered connections' queue bounds.
+    fn capacity(&self) -> usize {
+        self.members
+            .load()
+            .iter()
+            .map(|b| b.tx.max_capacity())
+            .sum()
+    }
+
     /// Frames waiting in every registered connection's queue.
     fn queued(&self) -> usize {
         self.members
@@ -136,45 +149,6 @@ impl WorkerSink {
     }
 }
 
-/// The event's frame (length, cmd id, protobuf body).
-fn encode(event: &Event) -> Bytes {
-    let meta = &event.conn.meta;
-    let info = &event.conn.info;
-    let uniq_id = meta.uniq_id.to_string();
-    let customer_id = info.customer_id.clone().unwrap_or_default();
-    match &event.kind {
-        EventKind::Open => codec::encode_to_bytes(
-            cmd::CONN_OPEN,
-            &pb::ConnOpen {
-                uniq_id,
-                raw_query: meta.raw_query.clone(),
-                x_forwarded_for: meta.x_forwarded_for.clone(),
-                x_real_ip: meta.x_real_ip.clone(),
-                remote_addr: meta.remote_addr.to_string(),
-            },
-        ),
-        EventKind::Message { payload, .. } => codec::encode_to_bytes(
-            cmd::TRANSFER,
-            &pb::Transfer {
-                uniq_id,
-                customer_id,
-                session: info.session.clone(),
-                topics: info.topics.clone(),
-                data: payload.clone(),
-            },
-        ),
-        EventKind::Close { .. } => codec::encode_to_bytes(
-            cmd::CONN_CLOSE,
-            &pb::ConnClose {
-                uniq_id,
-                customer_id,
-                session: info.session.clone(),
-                topics: info.topics.clone(),
-            },
-        ),
-    }
-}
-
 fn bit_of(kind: &EventKind) -> i32 {
     match kind {
         EventKind::Open => ON_OPEN,
@@ -196,7 +170,7 @@ impl EventSink for WorkerSink {
             Ok(None) => return Ok(()),
             Err(()) => return self.fail(SinkError::Closed),
         };
-        let frame = encode(&event);
+        let frame = crate::pbevent::PbEvent::from_event(&event).framed();
         let len = frame.len() as u64;
         match business.tx.try_send(frame) {
             Ok(()) => {
@@ -224,5 +198,18 @@ impl EventSink for WorkerSink {
 
     fn name(&self) -> &str {
         "worker"
+    }
+
+    fn report(&self, out: &mut Vec<crate::sink::SinkStatus>) {
+        let counters = &self.registry.counters;
+        out.push(crate::sink::SinkStatus {
+            name: "worker".to_owned(),
+            healthy: self.registry.registered() > 0,
+            queued: self.registry.queued(),
+            capacity: self.registry.capacity(),
+            delivered: counters.forwarded.load(Ordering::Relaxed),
+            retried: 0,
+            dropped: counters.failed.load(Ordering::Relaxed),
+        });
     }
 }
