@@ -49,7 +49,7 @@ impl Meters {
     }
 
     /// Counts of items 1..=22 (index 0 is item 1). Items 14–22 belong to the Redis, HTTP
-    /// and AMQP sinks, which report zero until they are configured.
+    /// and AMQP sinks, which report zero when they are not configured.
     fn counts(&self) -> [u64; ITEMS] {
         let s = self.gateway.stats();
         let w = &self.registry.counters;
@@ -67,6 +67,18 @@ impl Meters {
         c[10] = s.drops_slow_consumer;
         c[11] = s.drops_slow_consumer_bytes;
         c[12] = s.drops_rate_conn;
+        // Items 14–22: Redis, HTTP and AMQP sinks — count and failures (bytes are not
+        // tracked by the buffered sinks and stay 0).
+        for status in self.gateway.sink_status() {
+            let base = match status.name.as_str() {
+                "redis" => 13,
+                "http" => 16,
+                "amqp" => 19,
+                _ => continue,
+            };
+            c[base] = status.delivered;
+            c[base + 2] = status.dropped;
+        }
         c
     }
 
