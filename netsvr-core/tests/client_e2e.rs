@@ -8,10 +8,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use common::node::Node;
 use common::*;
 use futures_util::SinkExt;
-use netsvr_core::Gateway;
-use netsvr_core::worker::{WorkerConfig, WorkerPorts};
+
 use netsvr_protocol::client::{
     ClientConfig, ClientError, Event, GatewayAddr, TaskClient, WorkerClient, WorkerEvent,
 };
@@ -19,40 +19,6 @@ use netsvr_protocol::{ToGateway, pb};
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// A gateway serving its worker and task ports, all on ephemeral loopback ports.
-struct Node {
-    gateway: Gateway,
-    addr: GatewayAddr,
-}
-
-impl Node {
-    async fn start() -> Self {
-        let mut wcfg = WorkerConfig::default();
-        wcfg.worker_listen = "127.0.0.1:0".parse().unwrap();
-        wcfg.task_listen = "127.0.0.1:0".parse().unwrap();
-        let ports = WorkerPorts::bind(wcfg).unwrap();
-        let addr = GatewayAddr::new(ports.worker_addr().unwrap(), ports.task_addr().unwrap());
-        let (gateway, serve) = Gateway::builder()
-            .config(test_config())
-            .node_addr(ports.node_addr())
-            .sink(ports.sink())
-            .build()
-            .unwrap();
-        tokio::spawn(serve);
-        tokio::spawn(ports.serve(gateway.clone()));
-        Self { gateway, addr }
-    }
-
-    fn url(&self, query: &str) -> String {
-        format!("ws://{}/netsvr{query}", self.gateway.local_addr())
-    }
-
-    /// A uniqId of this node that no connection holds.
-    fn offline_id(&self) -> String {
-        format!("{}0000000000000001", self.addr.node_prefix().unwrap())
-    }
-}
 
 /// A business process: a `WorkerClient` registered for every event and a `TaskClient`, both
 /// given the same gateways.
@@ -63,7 +29,7 @@ struct Business {
 
 impl Business {
     async fn connect(nodes: &[&Node]) -> Self {
-        let gateways: Vec<GatewayAddr> = nodes.iter().map(|n| n.addr.clone()).collect();
+        let gateways: Vec<GatewayAddr> = nodes.iter().map(|n| n.addr()).collect();
         let task = TaskClient::connect(gateways.clone(), ClientConfig::default())
             .await
             .unwrap();
@@ -146,7 +112,7 @@ impl Business {
         let (gateway, open) = self.open().await;
         assert_eq!(gateway, index, "{open:?}");
         assert!(
-            open.uniq_id.starts_with(node.addr.node_prefix().unwrap()),
+            open.uniq_id.starts_with(node.addr().node_prefix().unwrap()),
             "{open:?}"
         );
         (client, open.uniq_id)
@@ -235,7 +201,7 @@ async fn events_carry_every_field() {
         "{id}"
     );
     // The first 12 hex characters name the task port, so the client routes to it.
-    assert_eq!(&id[..12], node.addr.node_prefix().unwrap());
+    assert_eq!(&id[..12], node.addr().node_prefix().unwrap());
     assert_eq!(biz.task.owner_of(&id), Some(0));
     assert_eq!(
         open,
@@ -916,7 +882,7 @@ async fn queries_answer_exactly() {
     // Metrics: 5 opens, 1 close, 7 events forwarded (5 opens, 1 close, 1 message).
     let metrics = task.metrics().await.unwrap();
     assert_eq!(metrics.len(), 1);
-    assert_eq!(metrics[0].0, node.addr);
+    assert_eq!(metrics[0].0, node.addr());
     let items = &metrics[0].1.items;
     assert_eq!(
         items.keys().copied().collect::<Vec<_>>(),
@@ -941,7 +907,7 @@ async fn queries_answer_exactly() {
     };
     let resp = |on_open, on_message| {
         vec![(
-            node.addr.clone(),
+            node.addr().clone(),
             pb::LimitResp {
                 on_open,
                 on_message,
@@ -960,7 +926,7 @@ async fn queries_answer_exactly() {
 async fn two_nodes_route_and_merge() {
     let na = Node::start().await;
     let nb = Node::start().await;
-    assert_ne!(na.addr.node_prefix(), nb.addr.node_prefix());
+    assert_ne!(na.addr().node_prefix(), nb.addr().node_prefix());
     let mut biz = Business::connect(&[&na, &nb]).await;
     let (mut a1, ida1) = biz.client(&na, 0).await;
     let (mut b1, idb1) = biz.client(&nb, 1).await;
@@ -1043,7 +1009,7 @@ async fn two_nodes_route_and_merge() {
         .iter()
         .map(|(g, m)| (g.clone(), m.items[&1].count))
         .collect();
-    assert_eq!(opens, [(na.addr.clone(), 1), (nb.addr.clone(), 2)]);
+    assert_eq!(opens, [(na.addr().clone(), 1), (nb.addr().clone(), 2)]);
 
     // ForceOffline of uniqIds on both nodes.
     biz.send(ToGateway::ForceOffline(pb::ForceOffline {

@@ -4,49 +4,20 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::node::Node;
 use common::*;
-use netsvr_core::worker::{WorkerConfig, WorkerPorts};
-use netsvr_core::{Gateway, UniqId};
+
+use netsvr_core::UniqId;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout};
 
 /// How long the test waits for a line from the Python process (it gives up after 20 s).
 const PY_WAIT: Duration = Duration::from_secs(25);
-
-struct Node {
-    gateway: Gateway,
-    worker: SocketAddr,
-    task: SocketAddr,
-}
-
-impl Node {
-    async fn start() -> Self {
-        let mut wcfg = WorkerConfig::default();
-        wcfg.worker_listen = "127.0.0.1:0".parse().unwrap();
-        wcfg.task_listen = "127.0.0.1:0".parse().unwrap();
-        let ports = WorkerPorts::bind(wcfg).unwrap();
-        let (worker, task) = (ports.worker_addr().unwrap(), ports.task_addr().unwrap());
-        let (gateway, serve) = Gateway::builder()
-            .config(test_config())
-            .node_addr(ports.node_addr())
-            .sink(ports.sink())
-            .build()
-            .unwrap();
-        tokio::spawn(serve);
-        tokio::spawn(ports.serve(gateway.clone()));
-        Self {
-            gateway,
-            worker,
-            task,
-        }
-    }
-}
 
 /// Kills the Python child on every exit path, panics included.
 struct KillOnDrop(Child);

@@ -7,56 +7,15 @@ mod common;
 use std::time::Duration;
 
 use common::business::Business;
+use common::node::Node;
 use common::*;
 use futures_util::SinkExt;
+use netsvr_core::UniqId;
 use netsvr_core::worker::{Dispatch, WorkerConfig, WorkerPorts};
-use netsvr_core::{Gateway, GatewayConfig, UniqId};
 use netsvr_protocol::cmd::events::{ALL, ON_CLOSE, ON_MESSAGE, ON_OPEN};
 use netsvr_protocol::{ToBusiness, ToGateway, pb};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-struct Node {
-    gateway: Gateway,
-    worker: std::net::SocketAddr,
-    task: std::net::SocketAddr,
-}
-
-impl Node {
-    async fn start(tune: impl FnOnce(&mut WorkerConfig, &mut GatewayConfig)) -> Self {
-        let mut wcfg = WorkerConfig::default();
-        wcfg.worker_listen = "127.0.0.1:0".parse().unwrap();
-        wcfg.task_listen = "127.0.0.1:0".parse().unwrap();
-        let mut gcfg = test_config();
-        tune(&mut wcfg, &mut gcfg);
-        let ports = WorkerPorts::bind(wcfg).unwrap();
-        let (worker, task) = (ports.worker_addr().unwrap(), ports.task_addr().unwrap());
-        let (gateway, serve) = Gateway::builder()
-            .config(gcfg)
-            .node_addr(ports.node_addr())
-            .sink(ports.sink())
-            .build()
-            .unwrap();
-        tokio::spawn(serve);
-        tokio::spawn(ports.serve(gateway.clone()));
-        Self {
-            gateway,
-            worker,
-            task,
-        }
-    }
-
-    fn url(&self, query: &str) -> String {
-        format!("ws://{}/netsvr{query}", self.gateway.local_addr())
-    }
-
-    async fn client(&self) -> Client {
-        tokio_tungstenite::connect_async(self.url(""))
-            .await
-            .unwrap()
-            .0
-    }
-}
 
 async fn open_event(worker: &mut Business) -> pb::ConnOpen {
     match worker.next().await {
@@ -74,7 +33,7 @@ async fn transfer(worker: &mut Business) -> pb::Transfer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_answers_each_code() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut b = Business::connect(node.worker).await;
     let conn_id = b.register(ALL).await;
     assert!(!conn_id.is_empty());
@@ -106,7 +65,7 @@ async fn register_answers_each_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_carry_every_field() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut worker = Business::connect(node.worker).await;
     worker.register(ALL).await;
     let mut request = node.url("?token=abc&x=1").into_client_request().unwrap();
@@ -163,7 +122,7 @@ async fn events_carry_every_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registered_events_only_and_heartbeat_never_answered() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut worker = Business::connect(node.worker).await;
     worker.register(ON_MESSAGE).await;
     worker.send_raw(b"\0\0\0\x0e~6YOt5rW35piO~").await;
@@ -183,7 +142,7 @@ async fn registered_events_only_and_heartbeat_never_answered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_on_the_task_port() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut task = Business::connect(node.task).await;
     let mut worker = Business::connect(node.worker).await;
     worker.register(ON_OPEN).await;
@@ -484,7 +443,7 @@ async fn every_command_on_the_task_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_and_limit_queries() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut worker = Business::connect(node.worker).await;
     worker.register(ALL).await;
     let mut client = node.client().await;
@@ -528,7 +487,7 @@ async fn metrics_and_limit_queries() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_frames_close_the_business_connection() {
-    let node = Node::start(|w, _| w.max_frame_size = 1024).await;
+    let node = Node::start_with(|w, _| w.max_frame_size = 1024).await;
     // Over the frame limit: closed as soon as the length is read.
     let mut big = Business::connect(node.task).await;
     big.send_raw(&[0, 0, 0x10, 0]).await;
@@ -551,7 +510,7 @@ async fn bad_frames_close_the_business_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_business_connection_is_closed_after_the_read_timeout() {
-    let node = Node::start(|w, _| w.read_timeout = Duration::from_secs(1)).await;
+    let node = Node::start_with(|w, _| w.read_timeout = Duration::from_secs(1)).await;
     let mut kept = Business::connect(node.task).await;
     let mut silent = Business::connect(node.task).await;
     for _ in 0..4 {
@@ -567,7 +526,7 @@ async fn silent_business_connection_is_closed_after_the_read_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_clients_events_stay_on_one_worker_in_order() {
-    let node = Node::start(|_, _| {}).await;
+    let node = Node::start_with(|_, _| {}).await;
     let mut w1 = Business::connect(node.worker).await;
     let mut w2 = Business::connect(node.worker).await;
     w1.register(ON_MESSAGE).await;
@@ -606,7 +565,7 @@ async fn one_clients_events_stay_on_one_worker_in_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_alternates_and_unregistered_events_are_counted() {
-    let node = Node::start(|w, _| w.dispatch = Dispatch::RoundRobin).await;
+    let node = Node::start_with(|w, _| w.dispatch = Dispatch::RoundRobin).await;
     let mut client = node.client().await;
     // No worker yet: the Open event has nowhere to go and is counted.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "worker")]
 pub mod business;
+#[cfg(feature = "worker")]
+pub mod node;
 pub mod raw;
 
 use std::time::Duration;
