@@ -1,62 +1,91 @@
-//! The `netsvr` binary: runs the gateway. Until the config work lands it runs on built-in
-//! defaults: client WebSocket `127.0.0.1:6060` path `/netsvr`, worker port `127.0.0.1:6061`,
-//! task port `127.0.0.1:6062`.
+//! The `netsvr` binary: parses the command line, loads the configuration, sets up logging and
+//! runs the gateway until SIGINT/SIGTERM. Everything else lives in the library half.
+//!
+//! Exit codes: 0 after a graceful drain (or `--check-config` / `--version` / `--help`), 1 when
+//! the gateway cannot start or a part fails, 2 for a bad command line or configuration.
 
-use netsvr_core::Gateway;
-use netsvr_core::worker::{WorkerConfig, WorkerPorts};
-use tokio::signal::unix::{SignalKind, signal};
+use std::io::Write;
+use std::process::ExitCode;
 
-const USAGE: &str = "usage: netsvr [--version]";
+use netsvr_bin::cli::{self, Command, Signals, USAGE};
+use netsvr_bin::config::Config;
+use netsvr_bin::{logging, run};
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("--version" | "-V") => {
-            tracing::info!("netsvr {}", env!("CARGO_PKG_VERSION"));
-            eprintln!("netsvr {}", env!("CARGO_PKG_VERSION"));
-            return std::process::ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("unknown argument `{other}`\n{USAGE}");
-            return std::process::ExitCode::from(2);
-        }
-    }
-    match run().await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            std::process::ExitCode::FAILURE
-        }
+fn stdout(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let ports = WorkerPorts::bind(WorkerConfig::default())?;
-    let (gateway, serve) = Gateway::builder()
-        .node_addr(ports.node_addr())
-        .sink(ports.sink())
-        .build()?;
-    tracing::info!(
-        websocket = %gateway.local_addr(),
-        path = %gateway.config().path,
-        worker = %ports.worker_addr()?,
-        task = %ports.task_addr()?,
-        "netsvr listening"
-    );
-    let serving = tokio::spawn(serve);
-    let business = tokio::spawn(ports.serve(gateway.clone()));
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("draining");
-    gateway.shutdown().await;
-    serving.await??;
-    business.await??;
-    Ok(())
+fn main() -> ExitCode {
+    let command = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("netsvr: {message}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let path = match command {
+        Command::Version => return stdout(&format!("netsvr {}\n", env!("CARGO_PKG_VERSION"))),
+        Command::Help => return stdout(&format!("{USAGE}\n")),
+        Command::Check { config } => {
+            return match cli::check(&config) {
+                Ok(toml) => stdout(&toml),
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Command::Run { config } => config,
+    };
+    let config = match Config::load(path.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let log = match logging::init(&config.log) {
+        Ok(log) => log,
+        Err(e) => {
+            eprintln!("netsvr: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let signals = match Signals::install() {
+            Ok(signals) => signals,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot install signal handlers");
+                return ExitCode::FAILURE;
+            }
+        };
+        let running = match run::start(config).await {
+            Ok(running) => running,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        match signals.serve(running, path.as_deref(), Some(&log)).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "stopped with an error");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }

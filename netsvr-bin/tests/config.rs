@@ -1,0 +1,281 @@
+//! The TOML configuration: strictness, error messages that name key and value, environment
+//! overrides, and secrets hidden in the printed configuration.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use netsvr_bin::config::{AmqpSection, Config, ConfigFileError, HttpSection, Origin, RedisSection};
+
+fn parse(text: &str) -> Result<Config, ConfigFileError> {
+    Config::from_toml(Path::new("config.toml"), text)
+}
+
+fn parse_err(text: &str) -> ConfigFileError {
+    match parse(text) {
+        Ok(c) => panic!("accepted:\n{text}\nas {c:?}"),
+        Err(e) => e,
+    }
+}
+
+fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |var| map.get(var).cloned()
+}
+
+/// A configuration with every optional part present, so that serializing it shows every key.
+fn full() -> Config {
+    let mut c = Config::default();
+    c.gateway.node_addr = Some("10.0.0.5:6062".parse().unwrap());
+    c.worker.advertise = Some("10.0.0.5:6062".parse().unwrap());
+    c.http = Some(HttpSection::default());
+    c.redis = Some(RedisSection::default());
+    c.amqp = Some(AmqpSection::default());
+    c
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    for (text, key) in [
+        ("[gateway]\nbogus = 1\n", "gateway.bogus"),
+        ("[bogus]\n", "bogus"),
+        (
+            "[redis.open]\nkey = \"k\"\ncolour = \"red\"\n",
+            "redis.open.colour",
+        ),
+        ("[admin]\ntokn = \"t\"\n", "admin.tokn"),
+        (
+            "[log]\nlevel = \"info\"\nformat = \"text\"\nfile = \"x\"\n",
+            "log.file",
+        ),
+    ] {
+        let err = parse_err(text);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        let shown = err.to_string();
+        let leaf = key.rsplit('.').next().unwrap();
+        assert!(
+            shown.contains(&format!("unknown field `{leaf}`")),
+            "{shown}"
+        );
+        assert!(shown.starts_with("config.toml:"), "{shown}");
+    }
+}
+
+#[test]
+fn bad_values_name_key_and_value() {
+    let err = parse_err("[gateway]\nshards = 3\n");
+    assert_eq!(
+        err.to_string(),
+        "config.toml: gateway.shards = 3: not a power of two between 1 and 65536"
+    );
+    for (text, key, value, words) in [
+        (
+            "[gateway]\nslow_consumer = \"maybe\"\n",
+            "gateway.slow_consumer",
+            "\"maybe\"",
+            "unknown variant `maybe`",
+        ),
+        (
+            "[gateway]\nlisten = \"nope\"\n",
+            "gateway.listen",
+            "\"nope\"",
+            "invalid socket address",
+        ),
+        (
+            "[gateway]\nheartbeat_interval = \"5 parsecs\"\n",
+            "gateway.heartbeat_interval",
+            "\"5 parsecs\"",
+            "not a duration",
+        ),
+        (
+            "[gateway]\npath = \"netsvr\"\n",
+            "gateway.path",
+            "\"netsvr\"",
+            "must start with `/`",
+        ),
+        (
+            "[worker]\ndispatch = \"random\"\n",
+            "worker.dispatch",
+            "\"random\"",
+            "unknown variant",
+        ),
+        (
+            "[worker]\nread_timeout = \"10ms\"\n",
+            "worker.read_timeout",
+            "\"10ms\"",
+            "at least 1 s",
+        ),
+        (
+            "[limits]\nopens_per_sec = -1\n",
+            "limits.opens_per_sec",
+            "-1",
+            "invalid value",
+        ),
+        (
+            "[redis]\nurl = \"http://127.0.0.1\"\n",
+            "redis.url",
+            "\"http://127.0.0.1\"",
+            "must start with redis://",
+        ),
+        (
+            "[log]\nlevel = \"verbose\"\n",
+            "log.level",
+            "\"verbose\"",
+            "unknown level `verbose`",
+        ),
+        (
+            "[admin]\nlisten = \"0.0.0.0:6065\"\n",
+            "admin.token",
+            "\"\"",
+            "0.0.0.0:6065",
+        ),
+    ] {
+        let err = parse_err(text);
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert_eq!(err.value.as_deref(), Some(value), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains(&format!("{key} = {value}: ")), "{shown}");
+        assert!(shown.contains(words), "{shown}");
+    }
+    // A disabled sink is not validated; an enabled one is.
+    assert!(parse("[redis]\nenabled = false\nurl = \"http://x\"\n").is_ok());
+    assert!(parse("[worker]\nenabled = false\nread_timeout = \"1ms\"\n").is_ok());
+    let err =
+        parse_err("[gateway]\nnode_addr = \"10.0.0.1:1\"\n[worker]\nadvertise = \"10.0.0.2:2\"\n");
+    assert_eq!(err.key.as_deref(), Some("gateway.node_addr"), "{err}");
+}
+
+#[test]
+fn environment_overrides_apply() {
+    let path = temp_file("env.toml", "[gateway]\nlisten = \"127.0.0.1:7000\"\n");
+    let c = Config::load_with(
+        Some(&path),
+        env(&[
+            ("NETSVR_LISTEN", "127.0.0.1:7100"),
+            ("NETSVR_WORKER_LISTEN", "127.0.0.1:7101"),
+            ("NETSVR_TASK_LISTEN", "127.0.0.1:7102"),
+            ("NETSVR_ADMIN_LISTEN", "0.0.0.0:7105"),
+            ("NETSVR_ADMIN_TOKEN", "s3cret"),
+            ("NETSVR_REDIS_URL", "redis://:pw@127.0.0.1:6390/2"),
+            ("NETSVR_AMQP_URL", "amqp://u:pw@127.0.0.1:5673/%2f"),
+            ("NETSVR_LOG", "warn,netsvr_core=debug"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(c.gateway.listen.to_string(), "127.0.0.1:7100");
+    assert_eq!(c.worker.worker_listen.to_string(), "127.0.0.1:7101");
+    assert_eq!(c.worker.task_listen.to_string(), "127.0.0.1:7102");
+    assert_eq!(c.admin.listen.to_string(), "0.0.0.0:7105");
+    assert_eq!(c.admin.token, "s3cret");
+    let redis = c.redis.as_ref().unwrap();
+    assert!(redis.enabled);
+    assert_eq!(redis.url, "redis://:pw@127.0.0.1:6390/2");
+    assert_eq!(
+        c.amqp.as_ref().unwrap().url,
+        "amqp://u:pw@127.0.0.1:5673/%2f"
+    );
+    assert_eq!(c.log.level, "warn,netsvr_core=debug");
+    // Unset and empty variables change nothing.
+    let c = Config::load_with(Some(&path), env(&[("NETSVR_LISTEN", "")])).unwrap();
+    assert_eq!(c.gateway.listen.to_string(), "127.0.0.1:7000");
+    assert!(c.redis.is_none());
+    // An explicitly disabled section stays disabled.
+    let off = temp_file("off.toml", "[redis]\nenabled = false\n");
+    let c = Config::load_with(Some(&off), env(&[("NETSVR_REDIS_URL", "redis://h:1")])).unwrap();
+    assert!(!c.redis.unwrap().enabled);
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let path = temp_file("badenv.toml", "");
+    for (var, value, key, words) in [
+        (
+            "NETSVR_LISTEN",
+            "nope",
+            "gateway.listen",
+            "invalid socket address",
+        ),
+        (
+            "NETSVR_TASK_LISTEN",
+            "127.0.0.1",
+            "worker.task_listen",
+            "invalid socket address",
+        ),
+        ("NETSVR_LOG", "verbose", "log.level", "unknown level"),
+        (
+            "NETSVR_REDIS_URL",
+            "http://x",
+            "redis.url",
+            "must start with redis://",
+        ),
+        (
+            "NETSVR_AMQP_URL",
+            "http://x",
+            "amqp.url",
+            "must start with amqp://",
+        ),
+        (
+            "NETSVR_ADMIN_TOKEN",
+            "two words",
+            "admin.token",
+            "visible ASCII",
+        ),
+    ] {
+        let err = Config::load_with(Some(&path), env(&[(var, value)])).unwrap_err();
+        assert_eq!(err.origin, Origin::Env(var), "{err}");
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        let shown = err.to_string();
+        assert!(shown.contains(var) && shown.contains(words), "{shown}");
+        if var == "NETSVR_ADMIN_TOKEN" {
+            assert!(!shown.contains("two words"), "token shown: {shown}");
+        } else {
+            assert!(shown.contains(value), "{shown}");
+        }
+    }
+}
+
+#[test]
+fn the_printed_config_hides_secrets() {
+    let path = temp_file(
+        "secrets.toml",
+        "[admin]\ntoken = \"hunter2\"\n[redis]\nurl = \"redis://user:redispw@127.0.0.1:6379/0\"\n\
+         [http]\non_message_url = \"http://127.0.0.1:9/cb?token=httppw\"\n",
+    );
+    let c = Config::load_with(
+        Some(&path),
+        env(&[("NETSVR_AMQP_URL", "amqp://bob:amqppw@127.0.0.1:5672/%2f")]),
+    )
+    .unwrap();
+    let text = c.to_toml();
+    for secret in ["hunter2", "redispw", "amqppw", "httppw"] {
+        assert!(!text.contains(secret), "{secret} printed:\n{text}");
+    }
+    assert!(text.contains("token = \"***\""), "{text}");
+    assert!(text.contains("redis://user:***@127.0.0.1:6379/0"), "{text}");
+    assert!(text.contains("amqp://bob:***@127.0.0.1:5672/%2f"), "{text}");
+    // The default AMQP password too.
+    assert!(!full().to_toml().contains("guest:guest"));
+    // An empty token stays visibly empty.
+    assert!(Config::default().to_toml().contains("token = \"\""));
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netsvr-bin-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let err = Config::load_with(Some(Path::new("/nonexistent/netsvr.toml")), env(&[])).unwrap_err();
+    let shown = err.to_string();
+    assert!(
+        shown.starts_with("/nonexistent/netsvr.toml: cannot read"),
+        "{shown}"
+    );
+}

@@ -1,0 +1,360 @@
+//! The real `netsvr` binary: command line, `--check-config`, exit codes, graceful drain on
+//! SIGTERM (clients get 1001, exit 0), and SIGHUP reloading `[limits]` without dropping anyone.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{Next, connect, next, port_zero_config, send, status, temp_file};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_netsvr");
+const ENV_VARS: [&str; 9] = [
+    "NETSVR_LISTEN",
+    "NETSVR_WORKER_LISTEN",
+    "NETSVR_TASK_LISTEN",
+    "NETSVR_ADMIN_LISTEN",
+    "NETSVR_ADMIN_TOKEN",
+    "NETSVR_REDIS_URL",
+    "NETSVR_AMQP_URL",
+    "NETSVR_LOG",
+    "RUST_LOG",
+];
+
+fn example() -> String {
+    format!("{}/../netsvr.example.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the binary to completion with `args` and extra environment.
+fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args);
+    for var in ENV_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("cannot run netsvr")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn version_help_and_bad_arguments() {
+    let out = run(&["--version"], &[]);
+    assert!(out.status.success());
+    assert_eq!(
+        text(&out.stdout),
+        format!("netsvr {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["--help"], &[]);
+    assert!(out.status.success());
+    assert!(text(&out.stdout).contains("--check-config FILE"));
+    for args in [
+        &["--bogus"][..],
+        &["--config"],
+        &["stray"],
+        &["--version", "x"],
+    ] {
+        let out = run(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(text(&out.stderr).contains("usage: netsvr"), "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn check_config_prints_the_effective_config() {
+    let out = run(
+        &["--check-config", &example()],
+        &[("NETSVR_LISTEN", "127.0.0.1:7999")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: toml::Table = toml::from_str(&text(&out.stdout)).unwrap();
+    assert_eq!(
+        printed["gateway"]["listen"].as_str(),
+        Some("127.0.0.1:7999")
+    );
+    assert_eq!(printed["gateway"]["shards"].as_integer(), Some(64));
+    assert_eq!(
+        printed["worker"]["task_listen"].as_str(),
+        Some("127.0.0.1:6062")
+    );
+    assert_eq!(printed["admin"]["listen"].as_str(), Some("127.0.0.1:6065"));
+}
+
+#[test]
+fn check_config_hides_secrets() {
+    let file = temp_file(
+        "secrets.toml",
+        "[admin]\ntoken = \"hunter2\"\n[redis]\nurl = \"redis://:redispw@127.0.0.1:6379\"\n",
+    );
+    let out = run(
+        &["--check-config", file.to_str().unwrap()],
+        &[("NETSVR_AMQP_URL", "amqp://u:amqppw@127.0.0.1:5672/%2f")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for secret in ["hunter2", "redispw", "amqppw"] {
+        assert!(!stdout.contains(secret), "{secret} printed:\n{stdout}");
+    }
+    assert!(stdout.contains("***"));
+}
+
+#[test]
+fn bad_configs_exit_2_naming_the_key() {
+    let file = temp_file("bad.toml", "[gateway]\nshards = 3\n");
+    let file = file.to_str().unwrap();
+    for args in [&["--check-config", file][..], &["--config", file]] {
+        let out = run(args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.contains("gateway.shards = 3: not a power of two"),
+            "{stderr}"
+        );
+    }
+    let out = run(
+        &["--check-config", &example()],
+        &[("NETSVR_ADMIN_LISTEN", "x")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("NETSVR_ADMIN_LISTEN"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["--check-config", "/nonexistent/netsvr.toml"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// A running `netsvr`, killed when dropped.
+struct Server {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    lines: mpsc::UnboundedReceiver<String>,
+    ws: SocketAddr,
+    admin: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+impl Server {
+    /// Starts the binary on `config` and waits for its "listening" log line.
+    async fn start(config: &Path) -> Self {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config").arg(config);
+        for var in ENV_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().expect("cannot start netsvr");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut lines) = mpsc::unbounded_channel();
+        let keep = log.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                keep.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        let listening = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(line) = lines.recv().await {
+                let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if json["fields"]["message"] == "netsvr listening" {
+                    return Some(json["fields"].clone());
+                }
+            }
+            None
+        })
+        .await;
+        let fields = match listening {
+            Ok(Some(fields)) => fields,
+            _ => panic!(
+                "no listening line; log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+        };
+        let addr = |name: &str| fields[name].as_str().unwrap().parse().unwrap();
+        Self {
+            ws: addr("websocket"),
+            admin: addr("admin"),
+            child,
+            log,
+            lines,
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("already exited").to_string();
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name} {pid} failed");
+    }
+
+    /// Waits for a log line containing `needle`.
+    async fn wait_log(&mut self, needle: &str) {
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = self.lines.recv().await {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert_eq!(found, Ok(true), "no `{needle}` in:\n{}", self.log_text());
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+fn json_config(extra: &str) -> String {
+    leveled_config("info", extra)
+}
+
+fn leveled_config(level: &str, extra: &str) -> String {
+    port_zero_config(&format!(
+        "[log]\nformat = \"json\"\nlevel = \"{level}\"\n{extra}"
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_clients_with_1001_and_exits_0() {
+    let config = temp_file("term.toml", &json_config(""));
+    let mut server = Server::start(&config).await;
+    let mut client = connect(server.ws).await;
+    send(&mut client, "hello").await;
+    assert_eq!(
+        next(&mut client, Duration::from_millis(200)).await,
+        Next::Quiet
+    );
+    let status = status(server.admin, None).await;
+    assert_eq!(status["connections"], 1, "{status}");
+
+    server.signal("TERM");
+    assert_eq!(
+        next(&mut client, Duration::from_secs(5)).await,
+        Next::Closed(1001)
+    );
+    // shutdown_timeout is 3 s; allow for process teardown.
+    let exit = tokio::time::timeout(Duration::from_secs(8), server.child.wait()).await;
+    let exit = exit.expect("netsvr did not exit after SIGTERM").unwrap();
+    assert!(exit.success(), "{exit:?}\n{}", server.log_text());
+    server.wait_log("SIGTERM").await;
+    server.wait_log("netsvr stopped").await;
+}
+
+/// How an open went: admitted, or closed with 1013 by the open-rate limit.
+async fn try_open(ws: SocketAddr) -> Result<common::Ws, u16> {
+    let mut client = connect(ws).await;
+    match next(&mut client, Duration::from_millis(300)).await {
+        Next::Quiet => Ok(client),
+        Next::Closed(code) => Err(code),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+async fn opens_per_sec(admin: SocketAddr) -> u64 {
+    status(admin, None).await["limits"]["opens_per_sec"]
+        .as_u64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_limits_without_dropping_connections() {
+    let config = temp_file("hup.toml", &json_config("[limits]\nopens_per_sec = 0\n"));
+    let mut server = Server::start(&config).await;
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        kept.push(
+            try_open(server.ws)
+                .await
+                .expect("refused before the reload"),
+        );
+    }
+    assert_eq!(opens_per_sec(server.admin).await, 0);
+
+    std::fs::write(
+        &config,
+        leveled_config("info,netsvr_bin=debug", "[limits]\nopens_per_sec = 1\n"),
+    )
+    .unwrap();
+    server.signal("HUP");
+    server.wait_log("limits reloaded").await;
+    server.wait_log("log level reloaded").await;
+    assert_eq!(opens_per_sec(server.admin).await, 1);
+
+    // Nobody was dropped.
+    for client in &mut kept {
+        assert_eq!(next(client, Duration::from_millis(50)).await, Next::Quiet);
+    }
+    assert_eq!(status(server.admin, None).await["connections"], 3);
+    // The new open rate applies: of four quick opens, the bucket admits one.
+    let mut limited = 0;
+    for _ in 0..4 {
+        match try_open(server.ws).await {
+            Ok(client) => kept.push(client),
+            Err(code) => {
+                assert_eq!(code, 1013);
+                limited += 1;
+            }
+        }
+    }
+    assert!(limited >= 2, "only {limited} of 4 opens refused");
+
+    // A bad file on reload is logged and ignored.
+    std::fs::write(&config, json_config("[limits]\nopens_per_sec = \"x\"\n")).unwrap();
+    server.signal("HUP");
+    server.wait_log("configuration not reloaded").await;
+    assert_eq!(opens_per_sec(server.admin).await, 1);
+    assert_eq!(
+        next(&mut kept[0], Duration::from_millis(50)).await,
+        Next::Quiet
+    );
+
+    server.signal("INT");
+    let exit = tokio::time::timeout(Duration::from_secs(8), server.child.wait()).await;
+    assert!(exit.expect("no exit after SIGINT").unwrap().success());
+}
+
+#[test]
+fn a_port_in_use_exits_1() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let config = temp_file("busy.toml", &port_zero_config(""));
+    let out = run(
+        &["--config", config.to_str().unwrap()],
+        &[("NETSVR_LISTEN", &addr.to_string())],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(&addr.to_string()),
+        "{}",
+        text(&out.stderr)
+    );
+}
