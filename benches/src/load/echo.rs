@@ -1,0 +1,118 @@
+//! Mode `echo`: `--conns` connections each keep `--window` messages of `--size` bytes in
+//! flight against the `echo` example; a message is done when it comes back. Reports round
+//! trips per second, latency percentiles, and replies that came back out of order.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use super::args::Args;
+use super::meter::{Meter, Reporter, Series};
+use super::open::nanos_since;
+use super::ws::{FrameBuf, Stamp, WsConn, write_by};
+use super::{Clock, ConnEnd, latency_json, open_for_run, sum_ends};
+
+/// Counter index of completed round trips.
+const ROUND_TRIPS: usize = 0;
+
+/// Runs the mode; returns the JSON summary and the per-second series.
+pub async fn run(args: &Args) -> Result<(Value, Series), String> {
+    let opened = open_for_run(args).await?;
+    let meter = Meter::new(&["round_trips"]);
+    let clock = Clock::start(args);
+    let reporter = Reporter::start("echo".into(), meter.clone());
+    let tasks: Vec<_> = opened
+        .conns
+        .into_iter()
+        .map(|(i, conn)| {
+            let meter = meter.clone();
+            let (size, window) = (args.size, args.window);
+            tokio::spawn(echo_conn(conn, i, clock, size, window, meter))
+        })
+        .collect();
+    let ends = sum_ends(tasks).await;
+    let series = reporter.finish().await;
+    let secs = clock.measured_secs();
+    let total = meter.get(ROUND_TRIPS);
+    let mut out = json!({
+        "mode": "echo",
+        "conns": args.conns,
+        "connected": ends.conns,
+        "window": args.window,
+        "size": args.size,
+        "secs": secs,
+        "round_trips": total,
+        "round_trips_per_sec": total as f64 / secs.max(1e-9),
+        "failures": opened.failed + ends.failed,
+        "order_violations": ends.order_violations,
+        "first_error": opened.first_error.or(ends.first_error),
+    });
+    latency_json(&mut out, &meter.latencies());
+    Ok((out, series))
+}
+
+/// One connection: sends `window` stamped messages, then one more per echo, until the
+/// deadline.
+async fn echo_conn(
+    conn: WsConn,
+    i: usize,
+    clock: Clock,
+    size: usize,
+    window: usize,
+    meter: Arc<Meter>,
+) -> ConnEnd {
+    let (mut rd, mut wr) = conn.stream.into_split();
+    let mut fb = FrameBuf::new(size, &conn.leftover);
+    let conn_id = u32::try_from(i).unwrap_or(u32::MAX);
+    let mut seq = 0u64;
+    let mut expect = 0u64;
+    let mut end = ConnEnd::default();
+    let mut out = Vec::with_capacity(window * (size + 14));
+    let mut latencies = Vec::with_capacity(window);
+    let mut owed = window;
+    loop {
+        out.clear();
+        for _ in 0..owed {
+            let stamp = clock.stamp(conn_id, seq);
+            out.extend_from_slice(&stamp.frame(size));
+            seq += 1;
+        }
+        match write_by(&mut wr, &out, clock.deadline).await {
+            Ok(true) => {}
+            Ok(false) => return end,
+            Err(e) => return end.fail(e),
+        }
+        let left = clock.left();
+        if left.is_zero() {
+            return end;
+        }
+        let n = match tokio::time::timeout(left, rd.read(fb.spare())).await {
+            Err(_) => return end,
+            Ok(Ok(0)) => return end.fail("server closed the connection".into()),
+            Ok(Err(e)) => return end.fail(format!("read: {e}")),
+            Ok(Ok(n)) => n,
+        };
+        fb.advance(n);
+        let now = nanos_since(clock.epoch);
+        latencies.clear();
+        let drained = fb.drain(|_, payload| {
+            let Some(s) = Stamp::read(payload) else {
+                return;
+            };
+            if s.run != clock.run || s.conn != conn_id {
+                return;
+            }
+            latencies.push(now.saturating_sub(s.sent_ns));
+            if s.seq != expect {
+                end.order_violations += 1;
+            }
+            expect = s.seq + 1;
+        });
+        if let Err(e) = drained {
+            return end.fail(e);
+        }
+        owed = latencies.len();
+        meter.add_with(ROUND_TRIPS, owed as u64, &latencies);
+    }
+}
