@@ -1,6 +1,7 @@
 //! Shared helpers for the netsvr examples: `--listen ADDR` parsing and logging set-up.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 
 /// Default listen address of every example.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:6060";
@@ -58,35 +59,37 @@ pub fn config(args: &Args) -> netsvr_core::GatewayConfig {
     config
 }
 
-/// Builds the gateway from `builder` (with the example config from `args`), serves it, and
-/// hands every event to `on_event` on one task, until the server stops or Ctrl-C (which
-/// shuts the gateway down gracefully).
+/// Builds the gateway from `builder` (with the example config from `args`) and serves it
+/// until it stops or Ctrl-C (which shuts it down gracefully). Every event is handed to
+/// `on_event` inline, on the connection's own task ([`netsvr_core::FnSink`]): the handler
+/// only enqueues, so there is no channel hop and no extra task wake-up.
 pub async fn run<F>(
     name: &str,
     args: &Args,
     builder: netsvr_core::GatewayBuilder,
-    mut on_event: F,
+    on_event: F,
 ) -> Result<(), Box<dyn std::error::Error>>
 where
-    F: FnMut(&netsvr_core::Gateway, netsvr_core::Event) + Send + 'static,
+    F: Fn(&netsvr_core::Gateway, netsvr_core::Event) + Send + Sync + 'static,
 {
-    let (sink, mut events) = netsvr_core::ChannelSink::new(65_536);
-    let (gateway, serve) = builder.config(config(args)).sink(sink).build()?;
-    eprintln!("{name} listening on ws://{}/", gateway.local_addr());
-    let server = tokio::spawn(serve);
-    let handle = gateway.clone();
-    let handler = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
-        while events.recv_many(&mut batch, 256).await > 0 {
-            for event in batch.drain(..) {
+    // The sink reaches the gateway through a weak handle set after `build()`, so the sink
+    // does not keep the gateway alive.
+    let slot: Arc<OnceLock<netsvr_core::WeakGateway>> = Arc::default();
+    let sink = netsvr_core::FnSink::named(name, {
+        let slot = slot.clone();
+        move |event| {
+            if let Some(gateway) = slot.get().and_then(netsvr_core::WeakGateway::upgrade) {
                 on_event(&gateway, event);
             }
         }
     });
+    let (gateway, serve) = builder.config(config(args)).sink(sink).build()?;
+    let _ = slot.set(gateway.downgrade());
+    eprintln!("{name} listening on ws://{}/", gateway.local_addr());
+    let server = tokio::spawn(serve);
     tokio::select! {
         result = server => result??,
-        _ = handler => {}
-        _ = tokio::signal::ctrl_c() => handle.shutdown().await,
+        _ = tokio::signal::ctrl_c() => gateway.shutdown().await,
     }
     Ok(())
 }

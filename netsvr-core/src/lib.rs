@@ -62,13 +62,13 @@ pub use config::{ConfigError, DownstreamOpcode, GatewayConfig, SlowConsumerPolic
 pub use event::{CloseReason, ConnInfo, ConnMeta, ConnSnapshot, Event, EventKind, MessageKind};
 pub use gateway::{
     BuildError, BulkShapeError, ConnDetails, Gateway, GatewayBuilder, InfoDelete, InfoUpdate,
-    Serve, ServeError, Stats,
+    Serve, ServeError, Stats, WeakGateway,
 };
 pub use id::{ParseUniqIdError, UniqId};
 pub use limit::{GovernorLimiter, Limits, MessageWindow, NoLimits, RateLimiter, Verdict};
 pub use sink::{
     Backend, BatchError, BufferedConfig, BufferedSink, ChannelSink, EventReceiver, EventSink,
-    FanoutSink, NoopSink, SinkError, SinkStatus,
+    FanoutSink, FnSink, NoopSink, SinkError, SinkStatus,
 };
 
 /// Re-exported so implementors of the seams name the same versions.

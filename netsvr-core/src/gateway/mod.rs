@@ -217,7 +217,27 @@ impl Shared {
     }
 }
 
+/// A handle that does not keep the gateway alive (for sinks that call back into it).
+#[derive(Clone, Debug, Default)]
+pub struct WeakGateway {
+    shared: std::sync::Weak<Shared>,
+}
+
+impl WeakGateway {
+    /// The gateway, if it still exists.
+    pub fn upgrade(&self) -> Option<Gateway> {
+        self.shared.upgrade().map(|shared| Gateway { shared })
+    }
+}
+
 impl Gateway {
+    /// A handle that does not keep the gateway alive.
+    pub fn downgrade(&self) -> WeakGateway {
+        WeakGateway {
+            shared: Arc::downgrade(&self.shared),
+        }
+    }
+
     /// Starts building a gateway.
     pub fn builder() -> GatewayBuilder {
         GatewayBuilder::new()

@@ -3,6 +3,7 @@
 mod buffered;
 mod channel;
 mod fanout;
+mod func;
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::event::Event;
 pub use buffered::{Backend, BatchError, BufferedConfig, BufferedSink};
 pub use channel::{ChannelSink, EventReceiver};
 pub use fanout::FanoutSink;
+pub use func::FnSink;
 
 /// Why a sink did not take an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
