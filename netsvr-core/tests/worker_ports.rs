@@ -531,18 +531,19 @@ async fn one_clients_events_stay_on_one_worker_in_order() {
     let mut w2 = Business::connect(node.worker).await;
     w1.register(ON_MESSAGE).await;
     w2.register(ON_MESSAGE).await;
+    // 24 clients: the chance that a fair hash puts them all on one worker is 2^-23.
     let mut clients = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..24 {
         clients.push(node.client().await);
     }
     for (i, client) in clients.iter_mut().enumerate() {
-        for n in 0..50 {
+        for n in 0..25 {
             send_text(client, &format!("{i}:{n}")).await;
         }
     }
     let mut seen: std::collections::HashMap<String, (usize, Vec<u32>)> = Default::default();
     let (mut got1, mut got2) = (0, 0);
-    while got1 + got2 < 300 {
+    while got1 + got2 < 24 * 25 {
         let (which, t) = tokio::select! {
             Some(ToBusiness::Transfer(t)) = w1.next() => { got1 += 1; (1, t) }
             Some(ToBusiness::Transfer(t)) = w2.next() => { got2 += 1; (2, t) }
@@ -553,13 +554,13 @@ async fn one_clients_events_stay_on_one_worker_in_order() {
         assert_eq!(entry.0, which, "a client's events moved between workers");
         entry.1.push(n);
     }
-    assert_eq!(seen.len(), 6);
+    assert_eq!(seen.len(), 24);
     for (_, (_, ns)) in seen {
-        assert_eq!(ns, (0..50).collect::<Vec<_>>());
+        assert_eq!(ns, (0..25).collect::<Vec<_>>());
     }
     assert!(
         got1 > 0 && got2 > 0,
-        "hash spread all 6 clients onto one worker: {got1}/{got2}"
+        "hash spread all 24 clients onto one worker: {got1}/{got2}"
     );
 }
 
