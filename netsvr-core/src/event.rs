@@ -23,6 +23,20 @@ pub struct ConnMeta {
     pub x_real_ip: String,
 }
 
+impl ConnMeta {
+    /// Identity and peer, with no query and no proxy headers (for custom transports and
+    /// for testing sinks).
+    pub fn new(uniq_id: UniqId, remote_addr: SocketAddr) -> Self {
+        Self {
+            uniq_id,
+            remote_addr,
+            raw_query: String::new(),
+            x_forwarded_for: String::new(),
+            x_real_ip: String::new(),
+        }
+    }
+}
+
 /// What the business may change about a connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -65,6 +79,16 @@ pub struct ConnSnapshot {
     pub meta: Arc<ConnMeta>,
     /// Customer, session and topics at the time of the event.
     pub info: Arc<ConnInfo>,
+}
+
+impl ConnSnapshot {
+    /// A snapshot from its parts.
+    pub fn new(meta: ConnMeta, info: ConnInfo) -> Self {
+        Self {
+            meta: Arc::new(meta),
+            info: Arc::new(info),
+        }
+    }
 }
 
 /// The kind of a data message.
@@ -154,4 +178,14 @@ impl Event {
     pub fn uniq_id(&self) -> UniqId {
         self.conn.meta.uniq_id
     }
+}
+
+/// An event of a connection whose uniqId is 14 × `id_byte`, from 127.0.0.1:1, for tests.
+#[cfg(test)]
+pub(crate) fn test_event(id_byte: u8, kind: EventKind) -> Event {
+    let meta = ConnMeta::new(
+        UniqId::from_bytes([id_byte; 14]),
+        SocketAddr::from(([127, 0, 0, 1], 1)),
+    );
+    Event::new(ConnSnapshot::new(meta, ConnInfo::default()), kind)
 }

@@ -1,28 +1,14 @@
 //! Unit tests of the AMQP sink that need no broker: validation, routing keys, message
 //! properties, and behaviour while the broker is unreachable.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::event::{CloseReason, ConnInfo, ConnMeta, ConnSnapshot, MessageKind};
-use crate::id::UniqId;
+use crate::event::{CloseReason, MessageKind};
 use crate::sink::{EventSink, SinkStatus};
 
 fn event(kind: EventKind) -> Event {
-    let meta = ConnMeta {
-        uniq_id: UniqId::from_bytes([7; 14]),
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-        raw_query: String::new(),
-        x_forwarded_for: String::new(),
-        x_real_ip: String::new(),
-    };
-    let conn = ConnSnapshot {
-        meta: Arc::new(meta),
-        info: Arc::new(ConnInfo::default()),
-    };
-    Event::new(conn, kind)
+    crate::event::test_event(7, kind)
 }
 
 fn message() -> Event {

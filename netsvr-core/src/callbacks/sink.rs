@@ -154,27 +154,14 @@ impl Backend for HttpBackend {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
 
     use bytes::Bytes;
 
     use super::*;
-    use crate::event::{CloseReason, ConnInfo, ConnMeta, ConnSnapshot, MessageKind};
-    use crate::id::UniqId;
+    use crate::event::{CloseReason, MessageKind};
 
     fn event(kind: EventKind) -> Event {
-        let meta = ConnMeta {
-            uniq_id: UniqId::from_bytes([1; 14]),
-            remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            raw_query: String::new(),
-            x_forwarded_for: String::new(),
-            x_real_ip: String::new(),
-        };
-        let conn = ConnSnapshot {
-            meta: Arc::new(meta),
-            info: Arc::new(ConnInfo::default()),
-        };
-        Event::new(conn, kind)
+        crate::event::test_event(1, kind)
     }
 
     fn message() -> Event {

@@ -2,7 +2,6 @@
 //! a batch, skipped targets, rejected commands, and a start that never waits for Redis.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,21 +15,13 @@ use crate::pbevent::PbEvent;
 use crate::sink::{Backend, EventSink};
 
 fn event(kind: EventKind) -> Event {
-    let meta = ConnMeta {
-        uniq_id: UniqId::from_bytes([7; 14]),
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 4242)),
-        raw_query: "a=1".into(),
-        x_forwarded_for: String::new(),
-        x_real_ip: String::new(),
-    };
+    let mut meta = ConnMeta::new(
+        UniqId::from_bytes([7; 14]),
+        SocketAddr::from(([127, 0, 0, 1], 4242)),
+    );
+    meta.raw_query = "a=1".into();
     let info = ConnInfo::new(Some("c1".into()), "s".into(), vec!["t".into()]);
-    Event::new(
-        ConnSnapshot {
-            meta: Arc::new(meta),
-            info: Arc::new(info),
-        },
-        kind,
-    )
+    Event::new(ConnSnapshot::new(meta, info), kind)
 }
 
 fn message(text: &'static str) -> Event {

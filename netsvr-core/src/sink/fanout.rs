@@ -77,25 +77,13 @@ impl EventSink for FanoutSink {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
 
     use super::*;
-    use crate::event::{ConnInfo, ConnMeta, ConnSnapshot, EventKind};
+    use crate::event::EventKind;
     use crate::sink::ChannelSink;
 
     fn event() -> Event {
-        let meta = ConnMeta {
-            uniq_id: crate::id::UniqId::from_bytes([1; 14]),
-            remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            raw_query: String::new(),
-            x_forwarded_for: String::new(),
-            x_real_ip: String::new(),
-        };
-        let conn = ConnSnapshot {
-            meta: Arc::new(meta),
-            info: Arc::new(ConnInfo::default()),
-        };
-        Event::new(conn, EventKind::Open)
+        crate::event::test_event(1, EventKind::Open)
     }
 
     #[test]

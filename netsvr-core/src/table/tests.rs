@@ -8,13 +8,7 @@ use crate::event::{ConnInfo, ConnMeta};
 use crate::id::UniqIdGenerator;
 
 fn conn(generator: &UniqIdGenerator) -> Arc<Conn> {
-    let meta = ConnMeta {
-        uniq_id: generator.next(1),
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-        raw_query: String::new(),
-        x_forwarded_for: String::new(),
-        x_real_ip: String::new(),
-    };
+    let meta = ConnMeta::new(generator.next(1), SocketAddr::from(([127, 0, 0, 1], 1)));
     Arc::new(Conn::new(meta, ConnInfo::default(), 0))
 }
 

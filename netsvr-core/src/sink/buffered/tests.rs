@@ -1,28 +1,15 @@
 //! Unit tests of the buffered sink: order, retries, bounds, flush.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::*;
-use crate::event::{ConnInfo, ConnMeta, ConnSnapshot, EventKind, MessageKind};
-use crate::id::UniqId;
+use crate::event::{EventKind, MessageKind};
 
 fn event(conn: u8, n: u32) -> Event {
-    let meta = ConnMeta {
-        uniq_id: UniqId::from_bytes([conn; 14]),
-        remote_addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-        raw_query: String::new(),
-        x_forwarded_for: String::new(),
-        x_real_ip: String::new(),
-    };
-    let snapshot = ConnSnapshot {
-        meta: Arc::new(meta),
-        info: Arc::new(ConnInfo::default()),
-    };
-    Event::new(
-        snapshot,
+    crate::event::test_event(
+        conn,
         EventKind::Message {
             kind: MessageKind::Binary,
             payload: bytes::Bytes::from(n.to_be_bytes().to_vec()),
