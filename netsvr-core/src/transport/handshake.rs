@@ -294,17 +294,25 @@ async fn respond(
         x_forwarded_for: header_text(&req, "x-forwarded-for"),
         x_real_ip: header_text(&req, "x-real-ip"),
     };
-    let outcome = admission(shared, &req, meta, started).await;
-    let outcome = match outcome {
-        Ok(outcome) => outcome,
-        Err(response) => return response,
-    };
+    // The 101 is prepared first so the headers can then be moved, not cloned, into the
+    // authenticator's request; a refusal below simply drops it.
     let (response, upgrade_fut) = match upgrade(&mut req) {
         Ok(pair) => pair,
         Err(_) => {
             refused(shared, Refusal::BadRequest);
             return answer(StatusCode::BAD_REQUEST, "bad upgrade request\n");
         }
+    };
+    let request = HandshakeRequest {
+        uniq_id: meta.uniq_id,
+        remote_addr: meta.remote_addr,
+        path: req.uri().path().to_owned(),
+        query: meta.raw_query.clone(),
+        headers: std::mem::take(req.headers_mut()),
+    };
+    let outcome = match admission(shared, request, meta, started).await {
+        Ok(outcome) => outcome,
+        Err(response) => return response,
     };
     *pending.lock() = Some(Pending {
         upgrade: upgrade_fut,
@@ -318,7 +326,7 @@ async fn respond(
 /// close code, or answer with an HTTP status now.
 async fn admission(
     shared: &Arc<Shared>,
-    req: &Request<Incoming>,
+    request: HandshakeRequest,
     meta: ConnMeta,
     started: Instant,
 ) -> Result<Outcome, Response<Body>> {
@@ -336,13 +344,6 @@ async fn admission(
         refused(shared, Refusal::RateLimit);
         return Ok(refuse(meta, close::TRY_AGAIN_LATER, "rate limited"));
     }
-    let request = HandshakeRequest {
-        uniq_id: meta.uniq_id,
-        remote_addr: meta.remote_addr,
-        path: req.uri().path().to_owned(),
-        query: meta.raw_query.clone(),
-        headers: req.headers().clone(),
-    };
     // Leave a little of the handshake time for the upgrade itself.
     let budget = shared.config.handshake_timeout;
     let deadline = started + budget - (budget / 10).min(Duration::from_millis(200));
