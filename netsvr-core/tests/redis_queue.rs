@@ -183,6 +183,14 @@ fn labels(payloads: &[Vec<u8>], id: UniqId) -> Vec<String> {
         .collect()
 }
 
+/// Sends the numbered messages in one burst (fed, then flushed once).
+async fn send_burst(client: &mut Client, range: std::ops::Range<usize>) {
+    for text in numbered(range) {
+        client.feed(Message::text(text)).await.unwrap();
+    }
+    client.flush().await.unwrap();
+}
+
 fn numbered(range: std::ops::Range<usize>) -> impl Iterator<Item = String> {
     range.map(|i| format!("m{i}"))
 }
@@ -378,10 +386,7 @@ async fn stream_maxlen_trims_approximately() {
     config.maxlen = 100;
     let gateway = gateway(config);
     let (mut client, id) = connect(&gateway, "").await;
-    for text in numbered(0..1000) {
-        client.feed(Message::text(text)).await.unwrap();
-    }
-    client.flush().await.unwrap();
+    send_burst(&mut client, 0..1000).await;
     delivered(&gateway, 1001).await;
 
     // `MAXLEN ~` trims whole stream nodes (100 entries each by default): near, not exact.
@@ -412,10 +417,7 @@ async fn a_thousand_messages_from_one_client_arrive_in_order() {
     config.lanes = 4;
     let gateway = gateway(config);
     let (mut client, id) = connect(&gateway, "").await;
-    for text in numbered(0..1000) {
-        client.feed(Message::text(text)).await.unwrap();
-    }
-    client.flush().await.unwrap();
+    send_burst(&mut client, 0..1000).await;
     delivered(&gateway, 1001).await;
     let entries = list_oldest_first(&mut redis, &keys.0[0]).await;
     assert_eq!(labels(&entries, id), numbered(0..1000).collect::<Vec<_>>());
