@@ -133,7 +133,16 @@ impl<'a> Session<'a> {
         drop(early);
         while end.is_none() {
             end = match poll_fn(|cx| self.poll_step(cx)).await {
-                Step::Readable => self.read_once(),
+                Step::Readable => {
+                    let (end, filled) = self.read_once();
+                    if filled && end.is_none() {
+                        // A client sending flat out would keep this task ready for ever
+                        // (tokio's budget allows 128 reads, megabytes): let the other
+                        // connections, the sinks and the I/O driver run between buffers.
+                        tokio::task::yield_now().await;
+                    }
+                    end
+                }
                 Step::Close(request) => Some(End::Close {
                     code: request.code,
                     reason: Cow::Borrowed(request.reason),
@@ -232,13 +241,17 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// One read into the thread's scratch buffer, decoded at once.
-    fn read_once(&mut self) -> Option<End> {
+    /// One read into the thread's scratch buffer, decoded at once. Also says whether the
+    /// read filled the buffer (more is probably waiting).
+    fn read_once(&mut self) -> (Option<End>, bool) {
         SCRATCH.with_borrow_mut(|buf| match self.stream.try_read(buf) {
-            Ok(0) => Some(End::Gone(CloseReason::Disconnected)),
-            Ok(n) => self.ingest(buf.get(..n).unwrap_or_default()),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
-            Err(_) => Some(End::Gone(CloseReason::Io)),
+            Ok(0) => (Some(End::Gone(CloseReason::Disconnected)), false),
+            Ok(n) => (
+                self.ingest(buf.get(..n).unwrap_or_default()),
+                n == buf.len(),
+            ),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => (None, false),
+            Err(_) => (Some(End::Gone(CloseReason::Io)), false),
         })
     }
 
@@ -419,7 +432,7 @@ impl<'a> Session<'a> {
                 Ok(Ok(())) => {}
                 _ => return,
             }
-            if self.read_once().is_some() {
+            if self.read_once().0.is_some() {
                 return;
             }
         }
