@@ -33,6 +33,11 @@ const SENT: usize = 0;
 const RECEIVED: usize = 1;
 /// Frames per write when sending as fast as possible.
 const BATCH: usize = 32;
+/// How often a paced client writes what fell due.
+const PACE_TICK: Duration = Duration::from_millis(1);
+/// Most frames a paced client writes at once (a sender that fell behind catches up over
+/// several writes).
+const MAX_PACED_BURST: u64 = 1024;
 /// Longest drain after sending stops.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 /// Drain ends early when nothing arrived for this long.
@@ -140,6 +145,8 @@ impl Sender {
 
     /// Writes stamped frames until the deadline, paced at `rate` or in batches of
     /// [`BATCH`] as fast as the socket takes them, counting only frames written whole.
+    /// Paced frames are written once per [`PACE_TICK`], all that fell due in one write,
+    /// each stamped with the time it was due (so latency includes any lag of the sender).
     async fn send(&self, wr: &mut OwnedWriteHalf, i: usize) -> ConnEnd {
         let Self {
             clock, size, rate, ..
@@ -148,22 +155,26 @@ impl Sender {
         let frame_len = clock.stamp(conn_id, 0).frame(size).len();
         let mut end = ConnEnd::default();
         let mut seq = 0u64;
-        let period = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
-        let mut ticker = tokio::time::interval(period);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut ticker = tokio::time::interval(PACE_TICK);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let deadline = tokio::time::Instant::from_std(clock.deadline);
+        let start = Instant::now();
         let mut out = Vec::with_capacity(BATCH * frame_len);
         while tokio::time::Instant::now() < deadline {
             out.clear();
             if rate > 0 {
-                let at = tokio::select! {
+                tokio::select! {
                     biased;
                     () = tokio::time::sleep_until(deadline) => break,
-                    at = ticker.tick() => at,
+                    _ = ticker.tick() => {}
                 };
-                let mut stamp = clock.stamp(conn_id, seq);
-                stamp.sent_ns = stamp.sent_ns.saturating_sub(nanos_since(at.into_std()));
-                out.extend_from_slice(&stamp.frame(size));
+                let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+                for k in seq..due.min(seq + MAX_PACED_BURST) {
+                    let at = start + Duration::from_secs_f64(k as f64 / rate as f64);
+                    let mut stamp = clock.stamp(conn_id, k);
+                    stamp.sent_ns = stamp.sent_ns.saturating_sub(nanos_since(at));
+                    out.extend_from_slice(&stamp.frame(size));
+                }
             } else {
                 for k in 0..BATCH as u64 {
                     out.extend_from_slice(&clock.stamp(conn_id, seq + k).frame(size));
