@@ -201,14 +201,15 @@ impl<'a> Session<'a> {
 
     /// Writes queued frames until done (`true`) or the socket is full (`false`).
     fn write_out(&mut self) -> io::Result<bool> {
-        while !self.out.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOV];
-            let mut count = 0;
-            for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
-                *slot = IoSlice::new(frame);
-                count += 1;
-            }
-            let written = match self.stream.try_write_vectored(&slices[..count]) {
+        while let Some(front) = self.out.front() {
+            // One frame (the usual case below saturation) needs no I/O vector; a few need
+            // a small one: initialising all MAX_IOV slots cost more than the frame itself.
+            let written = match self.out.len() {
+                1 => self.stream.try_write(front),
+                2..8 => self.write_vectored::<8>(),
+                _ => self.write_vectored::<MAX_IOV>(),
+            };
+            let written = match written {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -217,6 +218,18 @@ impl<'a> Session<'a> {
             self.advance(written);
         }
         Ok(true)
+    }
+
+    /// One `writev` of up to `N` queued frames.
+    fn write_vectored<const N: usize>(&self) -> io::Result<usize> {
+        let mut slices = [IoSlice::new(&[]); N];
+        let mut count = 0;
+        for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
+            *slot = IoSlice::new(frame);
+            count += 1;
+        }
+        self.stream
+            .try_write_vectored(slices.get(..count).unwrap_or_default())
     }
 
     fn advance(&mut self, written: usize) {
