@@ -70,6 +70,8 @@ pub struct Args {
     pub size: usize,
     /// Seconds to run (or to settle, for idle).
     pub duration: u64,
+    /// Seconds at the start of the run whose latencies the summary leaves out (fanout, echo).
+    pub warmup: u64,
     /// Connection attempts in flight at once while opening.
     pub concurrency: usize,
     /// Messages per second per sending connection; 0 = as fast as the window allows.
@@ -108,8 +110,9 @@ modes: idle | fanout | echo | connect | storm | sink
 common:  --addr 127.0.0.1:9000 --path / --conns N --sources N (127.0.0.1..N) --concurrency C
          --duration SECS --plot FILE.png
 idle:    --pid PID
-echo:    --window W --size BYTES
+echo:    --window W --size BYTES --warmup SECS
 fanout:  --publishers N --window W --size BYTES --rate MSG_PER_SEC (0 = closed loop)
+         --warmup SECS (the summary's latencies leave out the first SECS of --duration)
 connect: (common only)      storm: (common only)
 sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
          --worker 127.0.0.1:6061 | --redis 127.0.0.1:6379 --key netsvr:message
@@ -130,6 +133,7 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
             window: 16,
             size: 100,
             duration: 10,
+            warmup: 0,
             concurrency: 64,
             rate: 0,
             sink: SinkKind::Worker,
@@ -170,6 +174,7 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
                 "--window" => a.window = value.parse().map_err(|e| bad(&e))?,
                 "--size" => a.size = value.parse().map_err(|e| bad(&e))?,
                 "--duration" => a.duration = value.parse().map_err(|e| bad(&e))?,
+                "--warmup" => a.warmup = value.parse().map_err(|e| bad(&e))?,
                 "--concurrency" => a.concurrency = value.parse().map_err(|e| bad(&e))?,
                 "--rate" => a.rate = value.parse().map_err(|e| bad(&e))?,
                 "--sink" => {
@@ -227,6 +232,12 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
             MAX_SIZE as u64,
         )?;
         range("--duration", self.duration, 1, MAX_DURATION)?;
+        if self.warmup >= self.duration {
+            return Err(format!(
+                "--warmup {} must be shorter than --duration {}",
+                self.warmup, self.duration
+            ));
+        }
         range("--concurrency", self.concurrency as u64, 1, 10_000)?;
         range("--rate", self.rate, 0, 1_000_000)?;
         if self.mode == Mode::Fanout && self.conns.saturating_mul(self.publishers) > MAX_PAIRS {
@@ -363,6 +374,11 @@ mod tests {
         assert!(parse(&["echo", "--conns", "0"]).is_err());
         assert!(parse(&["echo", "--size", "8"]).is_err());
         assert!(parse(&["echo", "--duration", "0"]).is_err());
+        assert!(parse(&["echo", "--duration", "2", "--warmup", "2"]).is_err());
+        assert_eq!(
+            parse(&["fanout", "--duration", "3", "--warmup", "1"]).map(|a| a.warmup),
+            Ok(1)
+        );
         assert!(parse(&["echo", "--sources", "255"]).is_err());
         assert!(parse(&["idle"]).is_err());
         assert!(parse(&["fanout", "--conns", "2", "--publishers", "3"]).is_err());

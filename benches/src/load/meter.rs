@@ -23,6 +23,8 @@ struct Inner {
     counts: Vec<u64>,
     second: Histogram,
     total: Histogram,
+    /// Latencies recorded before this go to the per-second samples only.
+    warm_at: Option<Instant>,
 }
 
 impl Meter {
@@ -34,6 +36,7 @@ impl Meter {
                 counts: vec![0; names.len()],
                 second: Histogram::new(),
                 total: Histogram::new(),
+                warm_at: None,
             }),
         })
     }
@@ -51,15 +54,24 @@ impl Meter {
         }
     }
 
+    /// Leaves latencies recorded before `at` out of [`latencies`](Self::latencies) (the
+    /// warm-up); the per-second samples still show them.
+    pub fn warm_at(&self, at: Instant) {
+        self.lock().warm_at = Some(at);
+    }
+
     /// Adds `n` to counter `i` and records `latencies` (nanoseconds) under one lock.
     pub fn add_with(&self, i: usize, n: u64, latencies: &[u64]) {
         let mut inner = self.lock();
         if let Some(c) = inner.counts.get_mut(i) {
             *c += n;
         }
+        let warm = inner.warm_at.is_none_or(|at| Instant::now() >= at);
         for &l in latencies {
             inner.second.record(l);
-            inner.total.record(l);
+            if warm {
+                inner.total.record(l);
+            }
         }
     }
 
@@ -215,6 +227,18 @@ mod tests {
         );
         assert_eq!(m.sample().1, None, "the per-second histogram resets");
         assert_eq!(m.latencies().count(), 2, "the total does not");
+    }
+
+    #[test]
+    fn warm_up_latencies_stay_out_of_the_total() {
+        let m = Meter::new(&["a"]);
+        m.warm_at(Instant::now() + Duration::from_secs(60));
+        m.add_with(0, 1, &[5_000_000]);
+        assert_eq!(m.latencies().count(), 0);
+        assert!(m.sample().1.is_some(), "the per-second sample keeps them");
+        m.warm_at(Instant::now());
+        m.add_with(0, 1, &[1_000_000]);
+        assert_eq!((m.get(0), m.latencies().count()), (2, 1));
     }
 
     #[test]

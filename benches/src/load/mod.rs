@@ -75,11 +75,6 @@ impl Clock {
         }
     }
 
-    /// Time left before the deadline.
-    pub fn left(&self) -> Duration {
-        self.deadline.saturating_duration_since(Instant::now())
-    }
-
     /// Seconds measured: from the epoch to now, but no further than the deadline (counting
     /// stops there; joining the tasks afterwards is not part of the run).
     pub fn measured_secs(&self) -> f64 {
@@ -109,6 +104,8 @@ pub struct ConnEnd {
     pub order_violations: u64,
     /// Messages sent.
     pub sent: u64,
+    /// Paced senders: the latest a message was written after its scheduled time, ns.
+    pub max_send_lag_ns: u64,
     /// The first failure's reason.
     pub first_error: Option<String>,
 }
@@ -132,6 +129,7 @@ pub async fn sum_ends(tasks: Vec<JoinHandle<ConnEnd>>) -> ConnEnd {
                 sum.failed += end.failed;
                 sum.order_violations += end.order_violations;
                 sum.sent += end.sent;
+                sum.max_send_lag_ns = sum.max_send_lag_ns.max(end.max_send_lag_ns);
                 if sum.first_error.is_none() {
                     sum.first_error = end.first_error;
                 }
