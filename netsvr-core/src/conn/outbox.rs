@@ -31,6 +31,8 @@ struct State {
     frames: VecDeque<Bytes>,
     close: Option<CloseRequest>,
     shut: bool,
+    /// The task registered its waker and has not been woken since: the next push wakes it.
+    armed: bool,
 }
 
 /// The queue. Holds no heap memory while empty.
@@ -42,7 +44,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Queues one frame unless `capacity` frames are already waiting or the connection is
-    /// closing. Wakes the connection task when the queue was empty.
+    /// closing. Wakes the connection task if it is waiting (once per batch).
     pub(crate) fn push(&self, frame: Bytes, capacity: usize) -> Push {
         let mut state = self.state.lock();
         if state.shut || state.close.is_some() {
@@ -51,10 +53,10 @@ impl Outbox {
         if state.frames.len() >= capacity {
             return Push::Full;
         }
-        let was_empty = state.frames.is_empty();
         state.frames.push_back(frame);
+        let wake = std::mem::take(&mut state.armed);
         drop(state);
-        if was_empty {
+        if wake {
             self.waker.wake();
         }
         Push::Queued
@@ -69,13 +71,23 @@ impl Outbox {
         if state.frames.len() + frames.len() > capacity {
             return Push::Full;
         }
-        let was_empty = state.frames.is_empty();
+        if frames.is_empty() {
+            return Push::Queued;
+        }
         state.frames.extend(frames.iter().cloned());
+        let wake = std::mem::take(&mut state.armed);
         drop(state);
-        if was_empty && !frames.is_empty() {
+        if wake {
             self.waker.wake();
         }
         Push::Queued
+    }
+
+    /// Says the task is running and will [`take`](Self::take) before it waits again, so
+    /// pushes need not wake it (a connection answering its own message does not schedule
+    /// itself a second time).
+    pub(crate) fn disarm(&self) {
+        self.state.lock().armed = false;
     }
 
     /// Asks the task to close after writing what is queued. The first request wins.
@@ -106,6 +118,7 @@ impl Outbox {
     pub(crate) fn take(&self, waker: &Waker, into: &mut VecDeque<Bytes>) -> Option<CloseRequest> {
         self.waker.register(waker);
         let mut state = self.state.lock();
+        state.armed = true;
         if !state.frames.is_empty() {
             std::mem::swap(&mut state.frames, into);
         }
@@ -124,6 +137,7 @@ impl Outbox {
     ) -> Option<CloseRequest> {
         self.waker.register(waker);
         let mut state = self.state.lock();
+        state.armed = true;
         let request = state.close.take()?;
         state.shut = true;
         into.extend(state.frames.drain(..));
@@ -180,6 +194,36 @@ mod tests {
         assert!(outbox.take(&waker, &mut taken).is_none());
         assert_eq!(taken.len(), 2);
         assert_eq!(outbox.len(), 0);
+    }
+
+    #[test]
+    fn a_disarmed_queue_collects_without_waking_until_the_next_take() {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let outbox = Outbox::default();
+        let mut taken = VecDeque::new();
+        assert!(outbox.take(&waker, &mut taken).is_none());
+        outbox.disarm();
+        assert_eq!(outbox.push(Bytes::from_static(b"a"), 8), Push::Queued);
+        assert_eq!(
+            outbox.push_all(&[Bytes::from_static(b"b")], 8),
+            Push::Queued
+        );
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "the running task is not woken"
+        );
+        assert!(outbox.take(&waker, &mut taken).is_none());
+        assert_eq!(taken.len(), 2, "the next take collects what came meanwhile");
+        taken.clear();
+        assert_eq!(outbox.push(Bytes::from_static(b"c"), 8), Push::Queued);
+        assert_eq!(outbox.push(Bytes::from_static(b"d"), 8), Push::Queued);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            1,
+            "armed again: one wake per batch"
+        );
     }
 
     #[test]

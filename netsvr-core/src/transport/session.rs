@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
+use tokio::io::Interest;
 use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
@@ -134,6 +135,9 @@ impl<'a> Session<'a> {
         while end.is_none() {
             end = match poll_fn(|cx| self.poll_step(cx)).await {
                 Step::Readable => {
+                    // poll_step takes the outbox again right after: what the business
+                    // answers to this read needs no wake-up.
+                    self.conn.outbox.disarm();
                     let (end, filled) = self.read_once();
                     if filled && end.is_none() {
                         // A client sending flat out would keep this task ready for ever
@@ -257,7 +261,7 @@ impl<'a> Session<'a> {
     /// One read into the thread's scratch buffer, decoded at once. Also says whether the
     /// read filled the buffer (more is probably waiting).
     fn read_once(&mut self) -> (Option<End>, bool) {
-        SCRATCH.with_borrow_mut(|buf| match self.stream.try_read(buf) {
+        SCRATCH.with_borrow_mut(|buf| match self.read_draining(buf) {
             Ok(0) => (Some(End::Gone(CloseReason::Disconnected)), false),
             Ok(n) => (
                 self.ingest(buf.get(..n).unwrap_or_default()),
@@ -266,6 +270,27 @@ impl<'a> Session<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => (None, false),
             Err(_) => (Some(End::Gone(CloseReason::Io)), false),
         })
+    }
+
+    /// Reads into `buf`; a read that did not fill it drained the socket, so the read
+    /// readiness is cleared at once (as tokio's own `poll_read` does with epoll) instead of
+    /// by a second `read` failing with `WouldBlock`. The clear is skipped if readiness
+    /// arrived meanwhile.
+    fn read_draining(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut got = None;
+        let len = buf.len();
+        let result = self.stream.try_io(Interest::READABLE, || {
+            let n = self.stream.try_read(buf)?;
+            if n > 0 && n < len {
+                got = Some(n);
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match got {
+            Some(n) => Ok(n),
+            None => result,
+        }
     }
 
     /// Decodes fresh bytes (after any kept tail); keeps only an incomplete frame's bytes.
