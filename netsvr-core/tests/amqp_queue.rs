@@ -559,3 +559,43 @@ async fn a_full_buffer_during_an_outage_counts_every_drop() {
     close(c).await;
     broker.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_declare_keeps_events_buffered_until_the_conflict_is_gone() {
+    require_rabbitmq!();
+    let mut broker = Broker::connect().await;
+    let (exchange, queue) = (unique("x"), unique("q"));
+    // The exchange exists with another type: the sink's declare is refused (406).
+    broker
+        .exchange(&exchange, lapin::ExchangeKind::Fanout, false)
+        .await;
+    let mut config = sink_config(RABBIT_URL, &exchange, ExchangeKind::Direct, false);
+    config.open_routing_key.clear();
+    config.close_routing_key.clear();
+    config.queue.name = queue.clone();
+    config.queue.binding_key = config.message_routing_key.clone();
+    let gateway = gateway(config).await;
+    let mut c = client(&gateway, "").await;
+    for t in ["a", "b"] {
+        send_text(&mut c, t).await;
+    }
+    eventually("the sink reports the refused declare", || {
+        let s = status(&gateway);
+        !s.healthy && s.retried > 0 && s.queued == 2 && s.delivered == 1
+    })
+    .await;
+    // Remove the conflict: the sink declares its own exchange and delivers, in order.
+    broker.exchanges.clear();
+    let channel = broker.connection.create_channel().await.unwrap();
+    channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    settled(&gateway, 3).await;
+    assert!(status(&gateway).healthy);
+    (broker.exchanges, broker.queues) = (vec![exchange], vec![queue.clone()]);
+    let got: Vec<String> = broker.drain(&queue).await.iter().map(text).collect();
+    assert_eq!(got, ["a", "b"]);
+    close(c).await;
+    broker.cleanup().await;
+}

@@ -38,9 +38,10 @@
 
 mod backend;
 mod config;
+mod link;
 
-use lapin::BasicProperties;
-use lapin::uri::AMQPUri;
+use amq_protocol::protocol::basic::AMQPProperties;
+use amq_protocol::uri::AMQPUri;
 
 pub use config::{AmqpConfig, ExchangeKind, QueueBinding};
 
@@ -125,22 +126,12 @@ fn routing_key<'a>(config: &'a AmqpConfig, event: &Event) -> &'a str {
 }
 
 /// Properties of every message: the content type, and persistence when durable.
-fn properties(durable: bool) -> BasicProperties {
-    let properties = BasicProperties::default().with_content_type(CONTENT_TYPE.into());
+fn properties(durable: bool) -> AMQPProperties {
+    let properties = AMQPProperties::default().with_content_type(CONTENT_TYPE.into());
     if durable {
         properties.with_delivery_mode(2)
     } else {
         properties
-    }
-}
-
-/// The lapin name of an exchange type.
-fn lapin_kind(kind: ExchangeKind) -> lapin::ExchangeKind {
-    match kind {
-        ExchangeKind::Direct => lapin::ExchangeKind::Direct,
-        ExchangeKind::Fanout => lapin::ExchangeKind::Fanout,
-        ExchangeKind::Topic => lapin::ExchangeKind::Topic,
-        ExchangeKind::Headers => lapin::ExchangeKind::Headers,
     }
 }
 
