@@ -92,6 +92,9 @@ pub struct Args {
     pub exchange: String,
     /// Binding key used when this tool declares the queue (sink amqp).
     pub routing_key: String,
+    /// Consume with automatic acknowledgement (`--ack auto`), sparing the broker the ack
+    /// work; `--ack manual` (default) acks every 128 messages.
+    pub auto_ack: bool,
     /// Draw the per-second series into this PNG.
     pub plot: Option<PathBuf>,
 }
@@ -117,7 +120,7 @@ connect: (common only)      storm: (common only)
 sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
          --worker 127.0.0.1:6061 | --redis 127.0.0.1:6379 --key netsvr:message
          | --amqp amqp://guest:guest@127.0.0.1:5672/%2f --queue Q --exchange netsvr
-           --routing-key netsvr.message";
+           --routing-key netsvr.message --ack manual|auto";
 
     /// The defaults of `mode`.
     pub fn defaults(mode: Mode) -> Self {
@@ -144,6 +147,7 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
             queue: "netsvr.load".into(),
             exchange: "netsvr".into(),
             routing_key: "netsvr.message".into(),
+            auto_ack: false,
             plot: None,
         }
     }
@@ -192,6 +196,13 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
                 "--queue" => a.queue = value.clone(),
                 "--exchange" => a.exchange = value.clone(),
                 "--routing-key" => a.routing_key = value.clone(),
+                "--ack" => {
+                    a.auto_ack = match value.as_str() {
+                        "auto" => true,
+                        "manual" => false,
+                        _ => return Err(format!("--ack {value}: auto or manual")),
+                    }
+                }
                 "--plot" => a.plot = Some(PathBuf::from(&value)),
                 other => return Err(format!("unknown option {other}")),
             }
@@ -351,12 +362,15 @@ mod tests {
             "q",
             "--routing-key",
             "r",
+            "--ack",
+            "auto",
         ])
         .unwrap();
         assert_eq!(
-            (a.sink, a.queue.as_str(), a.routing_key.as_str()),
-            (SinkKind::Amqp, "q", "r")
+            (a.sink, a.queue.as_str(), a.routing_key.as_str(), a.auto_ack),
+            (SinkKind::Amqp, "q", "r", true)
         );
+        assert!(parse(&["sink", "--ack", "sometimes"]).is_err());
         let a = parse(&["sink", "--worker", "127.0.0.1:16061", "--rate", "5"]).unwrap();
         assert_eq!(
             (a.sink, a.worker.port(), a.rate),

@@ -95,7 +95,8 @@ impl Tally {
 pub(super) enum Consumer {
     Worker(WorkerClient),
     Redis(MultiplexedConnection, String),
-    Amqp(Box<(lapin::Connection, lapin::Channel, lapin::Consumer)>),
+    /// The connection, channel and consumer, and whether the broker acks on delivery.
+    Amqp(Box<(lapin::Connection, lapin::Channel, lapin::Consumer, bool)>),
 }
 
 impl Consumer {
@@ -200,7 +201,7 @@ impl Consumer {
                 }
             }
             Self::Amqp(amqp) => {
-                let (conn, channel, mut consumer) = *amqp;
+                let (conn, channel, mut consumer, auto_ack) = *amqp;
                 let mut unacked = None;
                 let mut taken = 0u64;
                 while !*stop.borrow() {
@@ -222,7 +223,9 @@ impl Consumer {
                     tally.observe_raw(&delivery.data);
                     tally.flush();
                     taken += 1;
-                    if taken % ACK_EVERY == 0 {
+                    if auto_ack {
+                        // The broker acknowledged on delivery.
+                    } else if taken % ACK_EVERY == 0 {
                         ack_upto(&delivery.acker).await?;
                         unacked = None;
                     } else {
@@ -301,10 +304,18 @@ async fn amqp_connect(args: &Args) -> Result<Consumer, String> {
         .basic_consume(
             queue.into(),
             "netsvr-load".into(),
-            BasicConsumeOptions::default(),
+            BasicConsumeOptions {
+                no_ack: args.auto_ack,
+                ..BasicConsumeOptions::default()
+            },
             FieldTable::default(),
         )
         .await
         .map_err(|e| err("consume", e))?;
-    Ok(Consumer::Amqp(Box::new((conn, channel, consumer))))
+    Ok(Consumer::Amqp(Box::new((
+        conn,
+        channel,
+        consumer,
+        args.auto_ack,
+    ))))
 }
