@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use netsvr_protocol::client::{ClientConfig, Event, GatewayAddr, WorkerClient};
@@ -255,47 +255,69 @@ async fn ack_upto(acker: &lapin::Acker) -> Result<(), String> {
         .map_err(|e| format!("amqp ack: {e}"))
 }
 
-/// Connects, makes sure `--queue` exists (declaring it auto-deleted and bound to
-/// `--exchange` with `--routing-key` if it does not), and starts consuming.
+/// Connects, makes sure `--exchange` exists (declaring it as the gateway's default would:
+/// direct, durable) and `--queue` too (declared auto-deleted), binds the queue with
+/// `--routing-key` (binding again is harmless), and starts consuming.
 async fn amqp_connect(args: &Args) -> Result<Consumer, String> {
     let err = |what: &str, e: lapin::Error| format!("amqp {what}: {e}");
     let props = lapin::ConnectionProperties::default();
     let conn = lapin::Connection::connect(&args.amqp, props)
         .await
         .map_err(|e| err("connect", e))?;
-    let queue = args.queue.as_str();
-    let mut channel = conn.create_channel().await.map_err(|e| err("channel", e))?;
+    let (queue, exchange) = (args.queue.as_str(), args.exchange.as_str());
+    // A failed passive declare closes its channel: each check gets its own.
+    let check = conn.create_channel().await.map_err(|e| err("channel", e))?;
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let kind = lapin::ExchangeKind::Direct;
+    let args_none = FieldTable::default;
+    if check
+        .exchange_declare(exchange.into(), kind.clone(), passive, args_none())
+        .await
+        .is_err()
+    {
+        let channel = conn.create_channel().await.map_err(|e| err("channel", e))?;
+        let options = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(exchange.into(), kind, options, args_none())
+            .await
+            .map_err(|e| err("declare exchange", e))?;
+    }
+    let check = conn.create_channel().await.map_err(|e| err("channel", e))?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()
     };
-    let exists = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
+    let exists = check
+        .queue_declare(queue.into(), passive, args_none())
         .await
         .is_ok();
+    let channel = conn.create_channel().await.map_err(|e| err("channel", e))?;
     if !exists {
-        // A failed passive declare closes the channel.
-        channel = conn.create_channel().await.map_err(|e| err("channel", e))?;
         let options = QueueDeclareOptions {
             auto_delete: true,
             ..QueueDeclareOptions::default()
         };
         channel
-            .queue_declare(queue.into(), options, FieldTable::default())
+            .queue_declare(queue.into(), options, args_none())
             .await
             .map_err(|e| err("declare queue", e))?;
-        let (exchange, key) = (args.exchange.as_str(), args.routing_key.as_str());
-        channel
-            .queue_bind(
-                queue.into(),
-                exchange.into(),
-                key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| err("bind queue (is the gateway's exchange declared?)", e))?;
     }
+    channel
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            args.routing_key.as_str().into(),
+            QueueBindOptions::default(),
+            args_none(),
+        )
+        .await
+        .map_err(|e| err("bind queue", e))?;
     channel
         .basic_qos(PREFETCH, BasicQosOptions::default())
         .await
