@@ -49,6 +49,10 @@ pub struct GatewayConfig {
     pub heartbeat_message: Bytes,
     /// Most connections held at once; more are closed with 1013. Default 1,000,000.
     pub max_connections: usize,
+    /// Most connections held at once from one client IP address (the TCP peer, not a
+    /// forwarded header a client could forge); more are closed with 1013. 0: no limit
+    /// (netsvr has none). Default 0.
+    pub max_connections_per_ip: u32,
     /// Time allowed from accept to the end of the HTTP upgrade. Default 10 s.
     pub handshake_timeout: Duration,
     /// Largest HTTP request head, in bytes (at least 8 KiB is buffered). Default 8 KiB.
@@ -80,6 +84,7 @@ impl Default for GatewayConfig {
             heartbeat_interval: Duration::from_secs(120),
             heartbeat_message: Bytes::from_static(DEFAULT_HEARTBEAT),
             max_connections: 1_000_000,
+            max_connections_per_ip: 0,
             handshake_timeout: Duration::from_secs(10),
             max_header_size: 8 * 1024,
             outbound_queue_capacity: 1024,

@@ -37,6 +37,9 @@ pub mod close;
 pub mod config;
 mod conn;
 pub mod event;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod id;
 pub mod limit;

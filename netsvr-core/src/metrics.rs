@@ -82,7 +82,7 @@ pub fn describe() {
 }
 
 /// Handshake refusal reasons, in the order of [`CoreMetrics::refused`]'s handles.
-pub(crate) const REFUSAL_REASONS: [&str; 8] = [
+pub(crate) const REFUSAL_REASONS: [&str; 9] = [
     "path",
     "origin",
     "bad_request",
@@ -91,10 +91,11 @@ pub(crate) const REFUSAL_REASONS: [&str; 8] = [
     "rate_limit",
     "shutdown",
     "timeout",
+    "per_ip",
 ];
 
 /// Why a handshake was refused (the `reason` label of [`HANDSHAKES_REFUSED_TOTAL`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
     Path = 0,
     Origin = 1,
@@ -104,6 +105,7 @@ pub(crate) enum Refusal {
     RateLimit = 5,
     Shutdown = 6,
     Timeout = 7,
+    PerIp = 8,
 }
 
 /// Close reasons, in the order of [`CoreMetrics::closes`]'s handles.
@@ -137,7 +139,7 @@ pub(crate) struct CoreMetrics {
     pub(crate) connections: Gauge,
     pub(crate) opens: Counter,
     closes: [Counter; 8],
-    refusals: [Counter; 8],
+    refusals: [Counter; 9],
     pub(crate) messages_in: Counter,
     pub(crate) bytes_in: Counter,
     pub(crate) heartbeats: Counter,

@@ -497,3 +497,75 @@ async fn per_connection_message_limit_drops_and_counts() {
     assert!(matches!(&event.kind, EventKind::Message { payload, .. } if payload == "m5"));
     assert_eq!(gw.gateway.stats().drops_rate_limited, 1);
 }
+
+/// Upgrades a raw client whose socket is bound to the loopback address `source`.
+async fn upgrade_from(addr: std::net::SocketAddr, source: [u8; 4]) -> RawConn {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    raw::upgrade_with(RawConn::from_stream(stream), "/netsvr", "", &[]).await
+}
+
+async fn expect_open(gw: &mut TestGateway, source: [u8; 4]) {
+    let event = gw.next_event().await;
+    assert!(matches!(event.kind, EventKind::Open), "{event:?}");
+    assert_eq!(
+        event.conn.meta.remote_addr.ip(),
+        std::net::IpAddr::from(source),
+        "{event:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_connections_per_ip_refuses_that_address_only_with_1013() {
+    let mut config = test_config();
+    config.max_connections_per_ip = 2;
+    let mut gw = TestGateway::start(config).await;
+    let addr = gw.gateway.local_addr();
+    let (a, b) = ([127, 0, 0, 2], [127, 0, 0, 3]);
+    let first = upgrade_from(addr, a).await;
+    expect_open(&mut gw, a).await;
+    let _second = upgrade_from(addr, a).await;
+    expect_open(&mut gw, a).await;
+    let mut third = upgrade_from(addr, a).await;
+    assert_eq!(third.expect_close().await.close_code(), 1013);
+    assert_no_event(&mut gw).await;
+    let _other = upgrade_from(addr, b).await;
+    expect_open(&mut gw, b).await;
+    assert_eq!(gw.gateway.connection_count(), 3);
+
+    // A place freed by the address is taken again.
+    drop(first);
+    let event = gw.next_event().await;
+    assert!(matches!(event.kind, EventKind::Close { .. }), "{event:?}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _again = upgrade_from(addr, a).await;
+    expect_open(&mut gw, a).await;
+    assert_eq!(gw.gateway.connection_count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_open_rate_refuses_a_burst_from_one_address_with_1013() {
+    let limiter = GovernorLimiter::new(Limits::unlimited().opens_per_ip_per_sec(2));
+    let mut gw = TestGateway::start_with(
+        Gateway::builder()
+            .config(test_config())
+            .rate_limiter(limiter),
+    )
+    .await;
+    let addr = gw.gateway.local_addr();
+    let (a, b) = ([127, 0, 0, 4], [127, 0, 0, 5]);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        open.push(upgrade_from(addr, a).await);
+        expect_open(&mut gw, a).await;
+    }
+    let mut refused = upgrade_from(addr, a).await;
+    assert_eq!(refused.expect_close().await.close_code(), 1013);
+    assert_no_event(&mut gw).await;
+    open.push(upgrade_from(addr, b).await);
+    expect_open(&mut gw, b).await;
+    assert_eq!(gw.gateway.connection_count(), 3);
+}

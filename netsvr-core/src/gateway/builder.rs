@@ -177,6 +177,7 @@ impl GatewayBuilder {
             metrics: CoreMetrics::new(),
             counters: Counters::default(),
             admitted: AtomicUsize::new(0),
+            per_ip: crate::transport::PerIp::new(),
             clock_ms: AtomicU64::new(0),
             epoch: Instant::now(),
             local_addr,

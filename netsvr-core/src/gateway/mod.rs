@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) counters: Counters,
     /// Connections admitted and not yet gone (checked against `max_connections`).
     pub(crate) admitted: AtomicUsize,
+    /// Connections per client IP address (checked against `max_connections_per_ip`).
+    pub(crate) per_ip: crate::transport::PerIp,
     /// Milliseconds since `epoch`, refreshed by the sweeper (a coarse clock).
     pub(crate) clock_ms: AtomicU64,
     pub(crate) epoch: Instant,

@@ -7,13 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use governor::{DefaultDirectRateLimiter, Quota};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use super::{Limits, MessageWindow, RateLimiter, Verdict};
 
 struct Active {
     limits: Limits,
     opens: Option<DefaultDirectRateLimiter>,
+    /// Per client address; its state is forgotten by `housekeeping` once idle.
+    opens_by_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     messages: Option<DefaultDirectRateLimiter>,
 }
 
@@ -25,6 +27,8 @@ impl Active {
         Self {
             limits,
             opens: direct(limits.opens_per_sec),
+            opens_by_ip: NonZeroU32::new(limits.opens_per_ip_per_sec)
+                .map(|n| DefaultKeyedRateLimiter::keyed(Quota::per_second(n))),
             messages: direct(limits.messages_per_sec),
         }
     }
@@ -59,9 +63,21 @@ impl Default for GovernorLimiter {
 }
 
 impl RateLimiter for GovernorLimiter {
-    fn check_open(&self, _peer: IpAddr) -> bool {
+    fn check_open(&self, peer: IpAddr) -> bool {
         let active = self.active.load();
-        active.opens.as_ref().is_none_or(|l| l.check().is_ok())
+        // The address's own rate first, so one busy address does not use up the global one.
+        active
+            .opens_by_ip
+            .as_ref()
+            .is_none_or(|l| l.check_key(&peer).is_ok())
+            && active.opens.as_ref().is_none_or(|l| l.check().is_ok())
+    }
+
+    fn housekeeping(&self) {
+        if let Some(by_ip) = &self.active.load().opens_by_ip {
+            by_ip.retain_recent();
+            by_ip.shrink_to_fit();
+        }
     }
 
     fn check_message(&self, window: &mut MessageWindow, now: Instant) -> Verdict {
@@ -108,6 +124,20 @@ mod tests {
         assert!(limiter.set_limits(Limits::unlimited()));
         assert!(limiter.check_open(ip));
         assert_eq!(limiter.limits(), Some(Limits::unlimited()));
+    }
+
+    #[test]
+    fn per_address_open_rate_leaves_other_addresses_alone() {
+        let limiter = GovernorLimiter::new(Limits::unlimited().opens_per_ip_per_sec(2));
+        let (a, b) = (
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+            IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3)),
+        );
+        assert!(limiter.check_open(a));
+        assert!(limiter.check_open(a));
+        assert!(!limiter.check_open(a), "a's third open within the second");
+        assert!(limiter.check_open(b), "b has its own budget");
+        limiter.housekeeping();
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub use governor_limiter::GovernorLimiter;
 pub struct Limits {
     /// Connections admitted per second, gateway-wide.
     pub opens_per_sec: u32,
+    /// Connections admitted per second from one client IP address.
+    pub opens_per_ip_per_sec: u32,
     /// Client messages accepted per second, gateway-wide.
     pub messages_per_sec: u32,
     /// Client messages accepted per connection per `conn_window`.
@@ -30,6 +32,12 @@ impl Limits {
     /// Sets the gateway-wide open rate.
     pub fn opens_per_sec(mut self, n: u32) -> Self {
         self.opens_per_sec = n;
+        self
+    }
+
+    /// Sets the open rate allowed to each client IP address.
+    pub fn opens_per_ip_per_sec(mut self, n: u32) -> Self {
+        self.opens_per_ip_per_sec = n;
         self
     }
 
@@ -98,6 +106,10 @@ pub trait RateLimiter: Send + Sync + 'static {
     fn limits(&self) -> Option<Limits> {
         None
     }
+
+    /// Periodic clean-up (forgetting idle per-address state); the gateway calls it every
+    /// few seconds. Default: nothing.
+    fn housekeeping(&self) {}
 
     /// Replaces the limits at runtime; false if this limiter cannot.
     fn set_limits(&self, limits: Limits) -> bool {

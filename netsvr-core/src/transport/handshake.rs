@@ -9,18 +9,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use fastwebsockets::upgrade::{UpgradeFut, is_upgrade_request, upgrade};
+use fastwebsockets::upgrade::{UpgradeFut, upgrade};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION};
+use hyper::header::{ALLOW, HeaderValue, SEC_WEBSOCKET_VERSION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
-use super::{Slot, session};
+use super::{NoSlot, Slot, request, session};
 use crate::auth::{Admission, AuthDecision, HandshakeRequest, Rejection};
 use crate::close;
 use crate::conn::Conn;
@@ -200,26 +200,6 @@ fn header_text(req: &Request<Incoming>, name: &str) -> String {
         .to_owned()
 }
 
-/// A `Sec-WebSocket-Key` must be base64 of 16 bytes: 24 characters ending in `==`.
-fn valid_key(key: Option<&HeaderValue>) -> bool {
-    key.map(HeaderValue::as_bytes).is_some_and(|k| {
-        k.len() == 24
-            && k.ends_with(b"==")
-            && k[..22]
-                .iter()
-                .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
-    })
-}
-
-fn head_size(req: &Request<Incoming>) -> usize {
-    let line = req.uri().to_string().len() + 16;
-    line + req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum::<usize>()
-}
-
 async fn respond(
     shared: &Arc<Shared>,
     pending: &Mutex<Option<Pending>>,
@@ -227,64 +207,21 @@ async fn respond(
     started: Instant,
     mut req: Request<Incoming>,
 ) -> Response<Body> {
-    let cfg = &shared.config;
-    if req.uri().path() != cfg.path {
-        refused(shared, Refusal::Path);
-        return answer(StatusCode::NOT_FOUND, "not found\n");
-    }
-    if !is_upgrade_request(&req) {
-        if req.method() == Method::GET || req.method() == Method::HEAD {
-            // A liveness probe on the WebSocket path.
-            return answer(StatusCode::OK, "ok\n");
+    if let Err(answer) = request::check(&shared.config, &req, shared.is_draining()) {
+        if let Some(refusal) = answer.refusal {
+            refused(shared, refusal);
         }
-        let mut response = answer(StatusCode::METHOD_NOT_ALLOWED, "use GET\n");
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    if req.method() != Method::GET {
-        refused(shared, Refusal::BadRequest);
-        return answer(StatusCode::BAD_REQUEST, "an upgrade must be a GET\n");
-    }
-    if req
-        .headers()
-        .get(SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        refused(shared, Refusal::BadRequest);
-        let mut response = answer(StatusCode::UPGRADE_REQUIRED, "websocket version 13 only\n");
-        response
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return response;
-    }
-    if !valid_key(req.headers().get(SEC_WEBSOCKET_KEY)) {
-        refused(shared, Refusal::BadRequest);
-        return answer(StatusCode::BAD_REQUEST, "bad Sec-WebSocket-Key\n");
-    }
-    if head_size(&req) > cfg.max_header_size {
-        refused(shared, Refusal::BadRequest);
-        return answer(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            "request head too large\n",
-        );
-    }
-    if shared.is_draining() {
-        refused(shared, Refusal::Shutdown);
-        return answer(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
-    }
-    if !cfg.allowed_origins.is_empty() {
-        let origin = req
-            .headers()
-            .get(hyper::header::ORIGIN)
-            .map(HeaderValue::as_bytes);
-        let allowed = origin.is_some_and(|o| cfg.allowed_origins.iter().any(|a| a.as_bytes() == o));
-        if !allowed {
-            refused(shared, Refusal::Origin);
-            return answer(StatusCode::FORBIDDEN, "origin not allowed\n");
+        let mut response = self::answer(answer.status, answer.text);
+        if answer.status == StatusCode::METHOD_NOT_ALLOWED {
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        } else if answer.status == StatusCode::UPGRADE_REQUIRED {
+            response
+                .headers_mut()
+                .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
         }
+        return response;
     }
     let uniq_id = shared.ids.next(unix_secs());
     let meta = ConnMeta {
@@ -336,9 +273,17 @@ async fn admission(
         reason: reason.to_owned(),
         message: None,
     };
-    let Some(slot) = Slot::try_take(shared) else {
-        refused(shared, Refusal::Full);
-        return Ok(refuse(meta, close::TRY_AGAIN_LATER, "server full"));
+    let slot = match Slot::try_take(shared, meta.remote_addr.ip()) {
+        Ok(slot) => slot,
+        Err(NoSlot::Full) => {
+            refused(shared, Refusal::Full);
+            return Ok(refuse(meta, close::TRY_AGAIN_LATER, "server full"));
+        }
+        Err(NoSlot::PerIp) => {
+            refused(shared, Refusal::PerIp);
+            let reason = "too many connections from this address";
+            return Ok(refuse(meta, close::TRY_AGAIN_LATER, reason));
+        }
     };
     if !shared.limiter.check_open(meta.remote_addr.ip()) {
         refused(shared, Refusal::RateLimit);

@@ -2,9 +2,13 @@
 //! connection's read/write task, and the heartbeat sweeper.
 
 mod handshake;
+mod per_ip;
+pub(crate) mod request;
 mod session;
 
-use std::net::SocketAddr;
+pub(crate) use per_ip::PerIp;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -66,7 +70,11 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     }
 }
 
-/// Closes connections idle past the heartbeat interval with 1001 and keeps the coarse clock.
+/// How often the sweeper lets the rate limiter forget idle per-address state.
+const LIMITER_HOUSEKEEPING: Duration = Duration::from_secs(10);
+
+/// Closes connections idle past the heartbeat interval with 1001, keeps the coarse clock,
+/// and runs the rate limiter's housekeeping.
 async fn sweep_idle(shared: Arc<Shared>) {
     let interval = shared.config.heartbeat_interval;
     let tick = (interval / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -74,9 +82,14 @@ async fn sweep_idle(shared: Arc<Shared>) {
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle = Vec::new();
+    let mut housekept = tokio::time::Instant::now();
     loop {
         ticker.tick().await;
         let now = shared.tick_clock();
+        if housekept.elapsed() >= LIMITER_HOUSEKEEPING {
+            shared.limiter.housekeeping();
+            housekept = tokio::time::Instant::now();
+        }
         for shard in shared.tables.conns.shards() {
             idle.extend(
                 shard
@@ -96,23 +109,41 @@ async fn sweep_idle(shared: Arc<Shared>) {
     }
 }
 
-/// Holds one place under `max_connections`; gives it back on drop.
+/// Holds one place under `max_connections` (and under `max_connections_per_ip` for its
+/// address); gives them back on drop.
 pub(crate) struct Slot {
     shared: Arc<Shared>,
+    /// The address counted against `max_connections_per_ip`, when that limit is on.
+    ip: Option<IpAddr>,
+}
+
+/// Why no place was free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoSlot {
+    /// `max_connections` reached.
+    Full,
+    /// `max_connections_per_ip` reached for the client's address.
+    PerIp,
 }
 
 impl Slot {
-    pub(crate) fn try_take(shared: &Arc<Shared>) -> Option<Self> {
+    pub(crate) fn try_take(shared: &Arc<Shared>, ip: IpAddr) -> Result<Self, NoSlot> {
         let max = shared.config.max_connections;
         shared
             .admitted
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < max).then_some(n + 1)
             })
-            .ok()
-            .map(|_| Self {
-                shared: shared.clone(),
-            })
+            .map_err(|_| NoSlot::Full)?;
+        let per_ip = shared.config.max_connections_per_ip;
+        if per_ip > 0 && !shared.per_ip.try_add(ip, per_ip) {
+            shared.admitted.fetch_sub(1, Ordering::AcqRel);
+            return Err(NoSlot::PerIp);
+        }
+        Ok(Self {
+            shared: shared.clone(),
+            ip: (per_ip > 0).then_some(ip),
+        })
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -122,6 +153,9 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        if let Some(ip) = self.ip {
+            self.shared.per_ip.remove(ip);
+        }
         self.shared.admitted.fetch_sub(1, Ordering::AcqRel);
     }
 }
