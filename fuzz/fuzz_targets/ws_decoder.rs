@@ -64,17 +64,12 @@ fn drain(decoder: &mut FrameDecoder, buf: &mut Vec<u8>, out: &mut Outcome) -> bo
     }
 }
 
-/// Decodes `stream` fed in chunks of the given sizes (cycled; 0 is read as 1).
+/// Decodes `stream` fed in reads of the given sizes.
 fn decode_in_chunks(stream: &[u8], chunk_sizes: &[u8]) -> Outcome {
     let mut decoder = FrameDecoder::new(config());
     let mut out = (Vec::new(), None);
     let mut buf = Vec::new();
-    let mut rest = stream;
-    let mut sizes = chunk_sizes.iter().cycle();
-    while !rest.is_empty() {
-        let size = sizes.next().map_or(1, |&s| usize::from(s).max(1));
-        let (chunk, tail) = rest.split_at(size.min(rest.len()));
-        rest = tail;
+    for chunk in netsvr_fuzz::reads(stream, chunk_sizes) {
         buf.extend_from_slice(chunk);
         if !drain(&mut decoder, &mut buf, &mut out) {
             break;
@@ -92,14 +87,9 @@ fn decode_whole(stream: &[u8]) -> Outcome {
 }
 
 fuzz_target!(|data: &[u8]| {
-    // Byte 0: how many of the following bytes are chunk sizes (0-15); the
-    // rest is the stream as read from the socket.
-    let Some((&count, tail)) = data.split_first() else {
+    let Some((chunk_sizes, stream)) = netsvr_fuzz::split_input(data) else {
         return;
     };
-    let count = usize::from(count % 16).min(tail.len());
-    let (chunk_sizes, stream) = tail.split_at(count);
-
     let whole = decode_whole(stream);
     let chunked = decode_in_chunks(stream, chunk_sizes);
     assert_eq!(whole, chunked, "chunk sizes {chunk_sizes:?}");
