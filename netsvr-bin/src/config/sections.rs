@@ -28,6 +28,8 @@ pub struct GatewaySection {
     pub heartbeat_message: String,
     /// Most connections at once. Default 1,000,000.
     pub max_connections: usize,
+    /// Most connections at once from one client IP address; 0: no limit. Default 0.
+    pub max_connections_per_ip: u32,
     /// Accept to end of upgrade. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
@@ -83,6 +85,7 @@ impl Default for GatewaySection {
             heartbeat_interval: c.heartbeat_interval,
             heartbeat_message: String::from_utf8_lossy(&c.heartbeat_message).into_owned(),
             max_connections: c.max_connections,
+            max_connections_per_ip: c.max_connections_per_ip,
             handshake_timeout: c.handshake_timeout,
             max_header_size: c.max_header_size,
             outbound_queue_capacity: c.outbound_queue_capacity,
@@ -113,6 +116,7 @@ impl GatewaySection {
         c.heartbeat_interval = self.heartbeat_interval;
         c.heartbeat_message = Bytes::from(self.heartbeat_message.clone());
         c.max_connections = self.max_connections;
+        c.max_connections_per_ip = self.max_connections_per_ip;
         c.handshake_timeout = self.handshake_timeout;
         c.max_header_size = self.max_header_size;
         c.outbound_queue_capacity = self.outbound_queue_capacity;
@@ -138,6 +142,8 @@ impl GatewaySection {
 pub struct LimitsSection {
     /// Connections admitted per second, gateway-wide. Default 0 (no limit).
     pub opens_per_sec: u32,
+    /// Connections admitted per second from one client IP address. Default 0.
+    pub opens_per_ip_per_sec: u32,
     /// Client messages per second, gateway-wide. Default 0.
     pub messages_per_sec: u32,
     /// Client messages per connection per `conn_window`. Default 0.
@@ -151,6 +157,7 @@ impl Default for LimitsSection {
     fn default() -> Self {
         Self {
             opens_per_sec: 0,
+            opens_per_ip_per_sec: 0,
             messages_per_sec: 0,
             conn_messages: 0,
             conn_window: Duration::from_secs(1),
@@ -163,6 +170,7 @@ impl LimitsSection {
     pub fn to_core(&self) -> Limits {
         Limits::unlimited()
             .opens_per_sec(self.opens_per_sec)
+            .opens_per_ip_per_sec(self.opens_per_ip_per_sec)
             .messages_per_sec(self.messages_per_sec)
             .per_connection(self.conn_messages, self.conn_window)
     }
