@@ -617,3 +617,75 @@ fn node_address_for_wildcard_and_advertised_listeners() {
     let err = WorkerPorts::bind(bad).unwrap_err().to_string();
     assert!(err.contains("worker.send_queue_capacity"), "{err}");
 }
+
+/// A raw frame with `payload` after its length prefix.
+fn raw_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = u32::try_from(payload.len()).unwrap().to_be_bytes().to_vec();
+    frame.extend_from_slice(payload);
+    frame
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_secret_admits_only_businesses_that_send_it_first() {
+    use netsvr_protocol::client::{ClientConfig, TaskClient, WorkerClient};
+    let secret = bytes::Bytes::from_static(b"s3cret-s3cret-s3cret");
+    let node = Node::start_with(|w, _| w.secret = secret.clone()).await;
+    let register = || ToGateway::Register(pb::RegisterReq { events: ALL });
+
+    // No secret: the first frame (Register) closes the connection unanswered.
+    let mut b = Business::connect(node.worker).await;
+    b.send(register()).await;
+    assert!(b.next().await.is_none(), "answered without the secret");
+    // A wrong secret, on either port: closed.
+    for port in [node.worker, node.task] {
+        let mut b = Business::connect(port).await;
+        b.send_raw(&raw_frame(b"s3cret-s3cret-s3creT")).await;
+        b.send(register()).await;
+        assert!(b.next().await.is_none(), "answered a wrong secret");
+    }
+    // The secret first: business as usual.
+    let mut b = Business::connect(node.worker).await;
+    b.send_raw(&raw_frame(&secret)).await;
+    assert!(!b.register(ALL).await.is_empty());
+
+    // The Rust client sends it when configured.
+    let mut config = ClientConfig::default();
+    config.secret = secret.clone();
+    let _worker = WorkerClient::connect(vec![node.addr()], config.clone())
+        .await
+        .unwrap();
+    let task = TaskClient::connect(vec![node.addr()], config)
+        .await
+        .unwrap();
+    let mut c = node.client().await;
+    c.send(Message::text("hello")).await.unwrap();
+    eventually("the client is online", || {
+        node.gateway.connection_count() == 1
+    })
+    .await;
+    assert_eq!(task.uniq_id_count().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_outside_the_allow_list_are_closed_at_accept() {
+    let node = Node::start_with(|w, _| {
+        w.allowed_peers = vec!["127.0.0.2/32".parse().unwrap()];
+    })
+    .await;
+    // From 127.0.0.1: closed before anything is read.
+    let mut b = Business::connect(node.worker).await;
+    b.send(ToGateway::Register(pb::RegisterReq { events: ALL }))
+        .await;
+    assert!(
+        b.next().await.is_none(),
+        "a peer outside the list was served"
+    );
+    // From 127.0.0.2: served.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 2], 0)))
+        .unwrap();
+    let stream = socket.connect(node.worker).await.unwrap();
+    let mut b = Business::from_stream(stream);
+    assert!(!b.register(ALL).await.is_empty());
+}

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::access::PeerNet;
 use crate::config::{ConfigError, DEFAULT_HEARTBEAT};
 
 /// How events of client connections are spread over registered business connections.
@@ -44,6 +45,13 @@ pub struct WorkerConfig {
     pub send_queue_capacity: usize,
     /// How events are spread over business connections. Default by uniqId.
     pub dispatch: Dispatch,
+    /// Shared secret, at least 16 bytes; empty: none (netsvr has none). When set, a business
+    /// connection's first frame must be exactly `[u32 BE length][secret]`, within
+    /// 10 s (or `read_timeout` if shorter); otherwise it is closed. netsvr's SDKs do not
+    /// send it; the Rust client does when `ClientConfig::secret` is set.
+    pub secret: Bytes,
+    /// Peers allowed to connect to either port; empty: any. Others are closed at accept.
+    pub allowed_peers: Vec<PeerNet>,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +65,8 @@ impl Default for WorkerConfig {
             max_frame_size: 2 * 1024 * 1024,
             send_queue_capacity: 65_536,
             dispatch: Dispatch::ByUniqId,
+            secret: Bytes::new(),
+            allowed_peers: Vec::new(),
         }
     }
 }
@@ -81,6 +91,15 @@ impl WorkerConfig {
         }
         if self.send_queue_capacity == 0 {
             return bad("worker.send_queue_capacity", "must be at least 1");
+        }
+        if !self.secret.is_empty() && self.secret.len() < 16 {
+            return bad("worker.secret", "must be empty (off) or at least 16 bytes");
+        }
+        if self.secret.len() > self.max_frame_size {
+            return bad("worker.secret", "must fit in max_frame_size");
+        }
+        if !self.secret.is_empty() && self.secret == self.heartbeat_message {
+            return bad("worker.secret", "must differ from the heartbeat literal");
         }
         Ok(())
     }

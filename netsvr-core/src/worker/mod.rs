@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
 mod commands;
 mod config;
 mod dispatch;
@@ -30,6 +31,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use netsvr_protocol::Codec;
 use tokio::net::TcpListener;
 
+pub use access::PeerNet;
 pub use config::{Dispatch, WorkerConfig};
 pub use dispatch::WorkerSink;
 
@@ -178,6 +180,12 @@ async fn accept(ports: Arc<Ports>, listener: TcpListener, port: Port) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let allowed = &ports.config.allowed_peers;
+                if !allowed.is_empty() && !allowed.iter().any(|net| net.contains(peer.ip())) {
+                    tracing::warn!(%peer, ?port, "refused a business connection: peer not allowed");
+                    drop(stream);
+                    continue;
+                }
                 tokio::spawn(session::serve(ports.clone(), stream, peer, port));
             }
             Err(e) => {

@@ -15,6 +15,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
 use super::Ports;
+use super::access;
 use super::commands;
 use super::dispatch::Business;
 
@@ -25,6 +26,8 @@ pub(crate) enum Port {
     Task,
 }
 
+/// Time allowed for the shared secret, when one is required.
+const AUTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Frames written per batch at most.
 const BATCH: usize = 256;
 /// A write buffer grown past this is given back after use.
@@ -85,18 +88,33 @@ async fn read_loop(
     port: Port,
 ) -> Result<(), String> {
     let mut buf = BytesMut::with_capacity(8 * 1024);
+    let secret = &ports.config.secret;
+    let mut authenticated = secret.is_empty();
     loop {
         while let Some(frame) = ports.codec.decode(&mut buf).map_err(|e| e.to_string())? {
+            if !authenticated {
+                if !access::secret_matches(&frame, secret) {
+                    return Err("the first frame is not the shared secret".to_owned());
+                }
+                authenticated = true;
+                continue;
+            }
             if let Frame::Command { cmd, body } = frame {
                 handle(ports, business, port, cmd, body).await?;
             }
         }
-        let read = tokio::time::timeout(ports.config.read_timeout, reader.read_buf(&mut buf));
-        match read.await {
+        let limit = if authenticated {
+            ports.config.read_timeout
+        } else {
+            ports.config.read_timeout.min(AUTH_TIMEOUT)
+        };
+        match tokio::time::timeout(limit, reader.read_buf(&mut buf)).await {
+            Err(_) if !authenticated => {
+                return Err(format!("no shared secret within {limit:?}"));
+            }
             Err(_) => {
                 return Err(format!(
-                    "nothing received for {:?} (not even a heartbeat)",
-                    ports.config.read_timeout
+                    "nothing received for {limit:?} (not even a heartbeat)"
                 ));
             }
             Ok(Ok(0)) => return Ok(()),

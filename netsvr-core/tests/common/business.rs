@@ -17,7 +17,10 @@ pub struct Business {
 
 impl Business {
     pub async fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         Self {
             stream,
             buf: BytesMut::new(),

@@ -148,7 +148,7 @@ async fn supervise(
     loop {
         let connected = match stream.take() {
             Some(s) => Ok(s),
-            None => super::io::connect(addr, config.connect_timeout).await,
+            None => super::io::connect(addr, &config).await,
         };
         let reason = match connected {
             Ok(s) => {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -17,12 +17,25 @@ use crate::{Codec, CodecError, Frame, ToGateway};
 /// Initial read buffer capacity; it grows to the frame being read.
 const READ_BUF: usize = 8 * 1024;
 
-/// Connects with a timeout and turns Nagle off (frames are small and latency matters).
-pub(crate) async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, ClientError> {
-    let stream = tokio::time::timeout(limit, TcpStream::connect(addr))
+/// Connects with a timeout, turns Nagle off (frames are small and latency matters) and
+/// sends the shared secret first when the config has one.
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    config: &super::ClientConfig,
+) -> Result<TcpStream, ClientError> {
+    let limit = config.connect_timeout;
+    let mut stream = tokio::time::timeout(limit, TcpStream::connect(addr))
         .await
         .map_err(|_| timed_out(format!("connect to {addr} took over {limit:?}")))??;
     stream.set_nodelay(true)?;
+    if !config.secret.is_empty() {
+        let len = u32::try_from(config.secret.len())
+            .map_err(|_| ClientError::Invalid("the secret is over 4 GiB".to_owned()))?;
+        let mut frame = Vec::with_capacity(LEN_PREFIX + config.secret.len());
+        frame.extend_from_slice(&len.to_be_bytes());
+        frame.extend_from_slice(&config.secret);
+        stream.write_all(&frame).await?;
+    }
     Ok(stream)
 }
 

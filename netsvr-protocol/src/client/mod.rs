@@ -47,6 +47,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::{Codec, CodecError};
 
 pub use merge::CustomerUniqIds;
@@ -225,6 +227,9 @@ pub struct ClientConfig {
     pub max_in_flight: usize,
     /// Task: commands queued per gateway connection before senders wait. Default 256.
     pub queue_len: usize,
+    /// The gateway's shared secret (its `worker.secret`), sent as the first frame of every
+    /// connection; empty: none. Default empty.
+    pub secret: Bytes,
 }
 
 impl Default for ClientConfig {
@@ -241,6 +246,7 @@ impl Default for ClientConfig {
             event_buffer: 1024,
             max_in_flight: 64,
             queue_len: 256,
+            secret: Bytes::new(),
         }
     }
 }

@@ -68,7 +68,7 @@ impl TaskClient {
         let config = Arc::new(config);
         let mut streams = Vec::with_capacity(gateways.len());
         for g in &gateways {
-            streams.push(super::io::connect(g.task(), config.connect_timeout).await?);
+            streams.push(super::io::connect(g.task(), &config).await?);
         }
         let nodes = gateways
             .iter()

@@ -153,7 +153,7 @@ struct Session {
 impl Session {
     /// Connects, sends `Register` and waits for `RegisterResp`.
     async fn open(addr: SocketAddr, config: &ClientConfig) -> Result<Self, ClientError> {
-        let (rd, mut wr) = connect(addr, config.connect_timeout).await?.into_split();
+        let (rd, mut wr) = connect(addr, config).await?.into_split();
         let mut reader = FrameReader::new(rd, config.reply_codec());
         let register = ToGateway::Register(pb::RegisterReq {
             events: config.events,
