@@ -14,6 +14,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let path = Path::new("fuzz.toml");
     match Config::from_toml(path, text) {
+        // A worker secret prints as `***`, too short to load again.
+        Ok(config) if !config.worker.secret.is_empty() => {}
         Ok(config) => {
             let printed = config.to_toml();
             let again = Config::from_toml(path, &printed).expect("a printed config loads");

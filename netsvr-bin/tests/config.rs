@@ -97,6 +97,18 @@ fn bad_values_name_key_and_value() {
             "must start with `/`",
         ),
         (
+            "[worker]\nsecret = \"short\"\n",
+            "worker.secret",
+            "\"***\"",
+            "at least 16 bytes",
+        ),
+        (
+            "[worker]\nallowed_peers = [\"10.0.0.0/40\"]\n",
+            "worker.allowed_peers",
+            "[\"10.0.0.0/40\"]",
+            "the prefix must be 0 to 32",
+        ),
+        (
             "[worker]\ndispatch = \"random\"\n",
             "worker.dispatch",
             "\"random\"",
@@ -242,7 +254,8 @@ fn the_printed_config_hides_secrets() {
     let path = temp_file(
         "secrets.toml",
         "[admin]\ntoken = \"hunter2\"\n[redis]\nurl = \"redis://user:redispw@127.0.0.1:6379/0\"\n\
-         [http]\non_message_url = \"http://127.0.0.1:9/cb?token=httppw\"\n",
+         [http]\non_message_url = \"http://127.0.0.1:9/cb?token=httppw\"\n\
+         [worker]\nsecret = \"workerpw-workerpw\"\n",
     );
     let c = Config::load_with(
         Some(&path),
@@ -250,7 +263,7 @@ fn the_printed_config_hides_secrets() {
     )
     .unwrap();
     let text = c.to_toml();
-    for secret in ["hunter2", "redispw", "amqppw", "httppw"] {
+    for secret in ["hunter2", "redispw", "amqppw", "httppw", "workerpw"] {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
     assert!(text.contains("token = \"***\""), "{text}");

@@ -159,6 +159,9 @@ impl Config {
         self.limits.validate().map_err(|(k, r)| (k.to_owned(), r))?;
         if self.worker.enabled {
             self.worker
+                .check_peers()
+                .map_err(|(k, r)| (k.to_owned(), r))?;
+            self.worker
                 .to_core()
                 .validate()
                 .map_err(|e| (scoped("worker", e.key), e.reason))?;

@@ -5,7 +5,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 use bytes::Bytes;
-use netsvr_core::worker::{Dispatch, WorkerConfig};
+use netsvr_core::worker::{Dispatch, PeerNet, WorkerConfig};
 use netsvr_core::{DownstreamOpcode, GatewayConfig, Limits, SlowConsumerPolicy};
 use serde::{Deserialize, Serialize};
 
@@ -207,6 +207,17 @@ pub struct WorkerSection {
     pub send_queue_capacity: usize,
     /// How events are spread over business connections. Default `uniq_id`.
     pub dispatch: DispatchMode,
+    /// Shared secret a business connection must send as its first frame (at least 16
+    /// bytes); empty: none, as in netsvr. Printed as `***`.
+    #[serde(serialize_with = "serialize_secret")]
+    pub secret: String,
+    /// Peers allowed on the worker and task ports, addresses or CIDR blocks
+    /// (`10.0.0.0/8`); empty: any.
+    pub allowed_peers: Vec<String>,
+}
+
+fn serialize_secret<S: serde::Serializer>(secret: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(if secret.is_empty() { "" } else { "***" })
 }
 
 /// `dispatch`: `uniq_id` or `round_robin`.
@@ -235,6 +246,8 @@ impl Default for WorkerSection {
                 Dispatch::RoundRobin => DispatchMode::RoundRobin,
                 _ => DispatchMode::UniqId,
             },
+            secret: String::new(),
+            allowed_peers: Vec::new(),
         }
     }
 }
@@ -254,7 +267,23 @@ impl WorkerSection {
             DispatchMode::UniqId => Dispatch::ByUniqId,
             DispatchMode::RoundRobin => Dispatch::RoundRobin,
         };
+        c.secret = Bytes::from(self.secret.clone());
+        // Bad entries are reported by `peers` (checked before this is used).
+        c.allowed_peers = self
+            .allowed_peers
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
         c
+    }
+
+    /// Checks `allowed_peers`: every entry an address or a CIDR block.
+    pub(crate) fn check_peers(&self) -> Result<(), (&'static str, String)> {
+        for peer in &self.allowed_peers {
+            peer.parse::<PeerNet>()
+                .map_err(|reason| ("worker.allowed_peers", reason))?;
+        }
+        Ok(())
     }
 }
 
