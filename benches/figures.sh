@@ -24,6 +24,16 @@ start_server() {
   sleep 1
 }
 
+# start_example NAME SERVER MODE: our example MODE (`chat` or `echo`) when SERVER is not
+# `naive`, else the naive server in MODE.
+start_example() {
+  if [ "$2" = naive ]; then
+    start_server "$1" $BIN/naive-server --mode "$3" --listen 127.0.0.1:$PORT
+  else
+    start_server "$1" $BIN/examples/"$3" --listen 127.0.0.1:$PORT
+  fi
+}
+
 stop_server() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
@@ -75,11 +85,7 @@ figure() {
   case $1 in
     idle)
       for server in chat naive; do
-        if [ $server = chat ]; then
-          start_server idle-$server $BIN/examples/chat --listen 127.0.0.1:$PORT
-        else
-          start_server idle-$server $BIN/naive-server --mode chat --listen 127.0.0.1:$PORT
-        fi
+        start_example idle-$server $server chat
         run idle-$server idle --addr 127.0.0.1:$PORT --conns 10000 --sources 8 --pid "$SERVER" --duration 5
         echo "idle RSS/conn ($server): $(field "$OUT/idle-$server.json" bytes_per_conn) B"
         stop_server
@@ -88,11 +94,7 @@ figure() {
     broadcast)
       for server in chat naive; do
         for conns in 1000 10000; do
-          if [ $server = chat ]; then
-            start_server bc-$server-$conns $BIN/examples/chat --listen 127.0.0.1:$PORT
-          else
-            start_server bc-$server-$conns $BIN/naive-server --mode chat --listen 127.0.0.1:$PORT
-          fi
+          start_example bc-$server-$conns $server chat
           run bc-$server-$conns fanout --addr 127.0.0.1:$PORT --conns $conns --sources 8 \
             --publishers 4 --window 4 --size 100 --duration 5
           echo "broadcast $conns ($server): $(field "$OUT/bc-$server-$conns.json" deliveries_per_sec)/s"
@@ -103,11 +105,7 @@ figure() {
       ;;
     echo)
       for server in echo naive; do
-        if [ $server = echo ]; then
-          start_server echo-$server $BIN/examples/echo --listen 127.0.0.1:$PORT
-        else
-          start_server echo-$server $BIN/naive-server --mode echo --listen 127.0.0.1:$PORT
-        fi
+        start_example echo-$server $server echo
         run echo-$server echo --addr 127.0.0.1:$PORT --conns 100 --window 1 --size 512 --duration 5 --warmup 1
         echo "echo ($server): $(field "$OUT/echo-$server.json" round_trips_per_sec)/s"
         stop_server
@@ -115,11 +113,7 @@ figure() {
       ;;
     accepts)
       for server in chat naive; do
-        if [ $server = chat ]; then
-          start_server acc-$server $BIN/examples/chat --listen 127.0.0.1:$PORT
-        else
-          start_server acc-$server $BIN/naive-server --mode chat --listen 127.0.0.1:$PORT
-        fi
+        start_example acc-$server $server chat
         run acc-$server connect --addr 127.0.0.1:$PORT --conns 10000 --sources 16 --concurrency 128 --duration 5
         echo "accepts ($server): $(field "$OUT/acc-$server.json" accepts_per_sec)/s"
         stop_server
@@ -128,11 +122,7 @@ figure() {
       ;;
     latency)
       for server in chat naive; do
-        if [ $server = chat ]; then
-          start_server lat-$server $BIN/examples/chat --listen 127.0.0.1:$PORT
-        else
-          start_server lat-$server $BIN/naive-server --mode chat --listen 127.0.0.1:$PORT
-        fi
+        start_example lat-$server $server chat
         run lat-$server fanout --addr 127.0.0.1:$PORT --conns 1000 --publishers 1 --rate 100 \
           --size 100 --duration 11 --warmup 1
         echo "p99 at 1k x 100 msg/s ($server): $(field "$OUT/lat-$server.json" p99_ms) ms" \

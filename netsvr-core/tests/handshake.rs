@@ -426,13 +426,7 @@ async fn max_connections_refuses_the_next_client_with_1013() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_rate_limit_refuses_a_burst_with_1013_and_can_be_swapped() {
-    let limiter = GovernorLimiter::new(Limits::unlimited().opens_per_sec(1));
-    let mut gw = TestGateway::start_with(
-        Gateway::builder()
-            .config(test_config())
-            .rate_limiter(limiter),
-    )
-    .await;
+    let mut gw = with_limits(Limits::unlimited().opens_per_sec(1)).await;
     let addr = gw.gateway.local_addr();
     let (_first, _) = gw.connect().await;
     let mut second = raw::upgrade(addr, "/netsvr").await;
@@ -460,14 +454,7 @@ async fn open_rate_limit_refuses_a_burst_with_1013_and_can_be_swapped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_connection_message_limit_drops_and_counts() {
-    let limiter =
-        GovernorLimiter::new(Limits::unlimited().per_connection(3, Duration::from_secs(10)));
-    let mut gw = TestGateway::start_with(
-        Gateway::builder()
-            .config(test_config())
-            .rate_limiter(limiter),
-    )
-    .await;
+    let mut gw = with_limits(Limits::unlimited().per_connection(3, Duration::from_secs(10))).await;
     let (mut client, _) = gw.connect().await;
     for i in 1..=4 {
         send_text(&mut client, &format!("m{i}")).await;
@@ -548,13 +535,7 @@ async fn max_connections_per_ip_refuses_that_address_only_with_1013() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_ip_open_rate_refuses_a_burst_from_one_address_with_1013() {
-    let limiter = GovernorLimiter::new(Limits::unlimited().opens_per_ip_per_sec(2));
-    let mut gw = TestGateway::start_with(
-        Gateway::builder()
-            .config(test_config())
-            .rate_limiter(limiter),
-    )
-    .await;
+    let mut gw = with_limits(Limits::unlimited().opens_per_ip_per_sec(2)).await;
     let addr = gw.gateway.local_addr();
     let (a, b) = ([127, 0, 0, 4], [127, 0, 0, 5]);
     let mut open = Vec::new();
@@ -568,4 +549,10 @@ async fn per_ip_open_rate_refuses_a_burst_from_one_address_with_1013() {
     open.push(upgrade_from(addr, b).await);
     expect_open(&mut gw, b).await;
     assert_eq!(gw.gateway.connection_count(), 3);
+}
+
+/// A gateway with the default limiter enforcing `limits`.
+async fn with_limits(limits: Limits) -> TestGateway {
+    let builder = Gateway::builder().config(test_config());
+    TestGateway::start_with(builder.rate_limiter(GovernorLimiter::new(limits))).await
 }
