@@ -53,6 +53,10 @@ pub struct GatewayConfig {
     /// forwarded header a client could forge); more are closed with 1013. 0: no limit
     /// (netsvr has none). Default 0.
     pub max_connections_per_ip: u32,
+    /// The kernel send buffer of each client socket (`SO_SNDBUF`, which Linux doubles);
+    /// 0: the OS default and its autotuning. A small buffer bounds the kernel memory a
+    /// client that stops reading can pin, and makes `slow_consumer` act sooner. Default 0.
+    pub socket_send_buffer: usize,
     /// Time allowed from accept to the end of the HTTP upgrade. Default 10 s.
     pub handshake_timeout: Duration,
     /// Largest HTTP request head, in bytes (at least 8 KiB is buffered). Default 8 KiB.
@@ -85,6 +89,7 @@ impl Default for GatewayConfig {
             heartbeat_message: Bytes::from_static(DEFAULT_HEARTBEAT),
             max_connections: 1_000_000,
             max_connections_per_ip: 0,
+            socket_send_buffer: 0,
             handshake_timeout: Duration::from_secs(10),
             max_header_size: 8 * 1024,
             outbound_queue_capacity: 1024,

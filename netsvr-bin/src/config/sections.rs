@@ -30,6 +30,8 @@ pub struct GatewaySection {
     pub max_connections: usize,
     /// Most connections at once from one client IP address; 0: no limit. Default 0.
     pub max_connections_per_ip: u32,
+    /// Kernel send buffer per client socket (`SO_SNDBUF`), bytes; 0: OS default. Default 0.
+    pub socket_send_buffer: usize,
     /// Accept to end of upgrade. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
@@ -86,6 +88,7 @@ impl Default for GatewaySection {
             heartbeat_message: String::from_utf8_lossy(&c.heartbeat_message).into_owned(),
             max_connections: c.max_connections,
             max_connections_per_ip: c.max_connections_per_ip,
+            socket_send_buffer: c.socket_send_buffer,
             handshake_timeout: c.handshake_timeout,
             max_header_size: c.max_header_size,
             outbound_queue_capacity: c.outbound_queue_capacity,
@@ -117,6 +120,7 @@ impl GatewaySection {
         c.heartbeat_message = Bytes::from(self.heartbeat_message.clone());
         c.max_connections = self.max_connections;
         c.max_connections_per_ip = self.max_connections_per_ip;
+        c.socket_send_buffer = self.socket_send_buffer;
         c.handshake_timeout = self.handshake_timeout;
         c.max_header_size = self.max_header_size;
         c.outbound_queue_capacity = self.outbound_queue_capacity;

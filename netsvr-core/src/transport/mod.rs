@@ -59,6 +59,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(%remote, error = %e, "set_nodelay failed");
                 }
+                let send_buffer = shared.config.socket_send_buffer;
+                if send_buffer > 0 {
+                    let socket = socket2::SockRef::from(&stream);
+                    if let Err(e) = socket.set_send_buffer_size(send_buffer) {
+                        tracing::debug!(%remote, error = %e, "setting SO_SNDBUF failed");
+                    }
+                }
                 tokio::spawn(handshake::serve_http(shared.clone(), stream, remote));
             }
             Err(e) => {
