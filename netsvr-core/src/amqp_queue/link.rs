@@ -47,8 +47,6 @@ pub(super) struct Link {
     methods: Vec<(String, Vec<u8>)>,
     /// An encoded content header frame with `body_size` 0, patched per message.
     header: Vec<u8>,
-    /// Why the link must not be used again, once something went wrong.
-    broken: Option<LinkError>,
 }
 
 /// How one batch went: the leading run of messages the broker confirmed (skipped events
@@ -85,7 +83,6 @@ impl Link {
             next_tag: 1,
             methods: Vec::new(),
             header: Vec::new(),
-            broken: None,
         };
         link.handshake(config, uri, deadline).await?;
         link.header = encode(&AMQPFrame::Header(
@@ -229,41 +226,37 @@ impl Link {
         .await
     }
 
-    /// Whether the link can take a batch: nothing went wrong before, and the broker has not
-    /// closed it meanwhile (anything it sent while the lane was idle is read now).
+    /// Whether the link can take a batch: the broker has not closed it or sent anything
+    /// unasked but heartbeats and flow notices while the lane was idle. (A link that failed
+    /// a batch is dropped by the back-end, never asked again.)
     pub(super) fn usable(&mut self) -> bool {
-        if self.broken.is_some() {
-            return false;
-        }
-        loop {
-            let mut chunk = [0u8; 512];
-            match self.stream.try_read(&mut chunk) {
-                Ok(0) => {
-                    self.broken = Some("the broker closed the connection".to_owned());
-                    return false;
-                }
-                Ok(n) => self
-                    .inbox
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    self.broken = Some(e.to_string());
-                    return false;
-                }
+        match self.read_idle() {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::info!(sink = super::SINK_NAME, %reason, "dropping the AMQP connection");
+                false
             }
         }
-        // Only heartbeats and flow notices may arrive unasked; anything else ends the link.
-        while let Ok(Some(frame)) = self.parse_one() {
+    }
+
+    /// Reads and checks what arrived while the lane was idle, without waiting.
+    fn read_idle(&mut self) -> Result<(), LinkError> {
+        loop {
+            match self.stream.try_read_buf(&mut self.inbox) {
+                Ok(0) => return Err("the broker closed the connection".to_owned()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        while let Some(frame) = self.parse_one()? {
             match frame {
                 AMQPFrame::Heartbeat | AMQPFrame::InvalidHeartbeat(_) => {}
                 AMQPFrame::Method(_, AMQPClass::Connection(m)) if is_flow_notice(&m) => {}
-                other => {
-                    self.broken = Some(format!("the broker sent {}", describe(&other)));
-                    return false;
-                }
+                other => return Err(format!("the broker sent {}", describe(&other))),
             }
         }
-        true
+        Ok(())
     }
 
     /// Publishes `messages` (in order; `None` is an event that is not sent) to `exchange` in
@@ -284,7 +277,7 @@ impl Link {
                 continue;
             };
             if let Err(error) = self.encode_publish(exchange, key, body.as_ref()) {
-                return self.fail(0, error);
+                return failed(0, error);
             }
             tags.push(Some(self.next_tag));
             self.next_tag += 1;
@@ -297,7 +290,7 @@ impl Link {
             };
         }
         if let Err(error) = self.flush(deadline).await {
-            return self.fail(0, error);
+            return failed(0, error);
         }
         // Confirm state per published message: None pending, Some(ack?).
         let mut confirms: Vec<Option<bool>> = vec![None; usize::try_from(count).unwrap_or(0)];
@@ -342,19 +335,11 @@ impl Link {
             self.inbox = BytesMut::new();
         }
         match error {
-            Some(error) => self.fail(delivered, error),
+            Some(error) => failed(delivered, error),
             None => Published {
                 delivered,
                 error: None,
             },
-        }
-    }
-
-    fn fail(&mut self, delivered: usize, error: LinkError) -> Published {
-        self.broken = Some(error.clone());
-        Published {
-            delivered,
-            error: Some(error),
         }
     }
 
@@ -446,7 +431,8 @@ impl Link {
         loop {
             match self.next_frame(deadline).await? {
                 AMQPFrame::Heartbeat | AMQPFrame::InvalidHeartbeat(_) => {}
-                AMQPFrame::Method(_, method) => return closed(method),
+                // `next_frame` turned a close into an error already.
+                AMQPFrame::Method(_, method) => return Ok(method),
                 other => return Err(format!("the broker sent {}", describe(&other))),
             }
         }
@@ -492,19 +478,28 @@ impl Link {
     }
 }
 
+/// A batch that stopped at `error` after `delivered` events.
+fn failed(delivered: usize, error: LinkError) -> Published {
+    Published {
+        delivered,
+        error: Some(error),
+    }
+}
+
 /// Marks `tag` (and every earlier pending one when `multiple`) as acked or nacked; returns
 /// how many were pending.
 fn settle(confirms: &mut [Option<bool>], first: u64, tag: u64, multiple: bool, ack: bool) -> usize {
     let Some(at) = tag.checked_sub(first).and_then(|t| usize::try_from(t).ok()) else {
         return 0;
     };
-    let range = if multiple { 0..=at } else { at..=at };
+    let start = if multiple { 0 } else { at };
+    let Some(slots) = confirms.get_mut(start..=at) else {
+        return 0;
+    };
     let mut settled = 0;
-    for slot in confirms.iter_mut().take(at + 1).skip(*range.start()) {
-        if slot.is_none() {
-            *slot = Some(ack);
-            settled += 1;
-        }
+    for slot in slots.iter_mut().filter(|slot| slot.is_none()) {
+        *slot = Some(ack);
+        settled += 1;
     }
     settled
 }
