@@ -265,16 +265,12 @@ async fn client(gateway: &Gateway, query: &str) -> Client {
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-async fn close(mut client: Client) {
-    client.close(None).await.unwrap();
-    while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, client.next()).await {}
+async fn close(client: Client) {
+    common::close_client(client).await;
 }
 
 fn status(gateway: &Gateway) -> SinkStatus {
-    let all = gateway.sink_status();
-    assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!(all[0].name, "amqp");
-    all[0].clone()
+    common::only_sink(gateway, "amqp")
 }
 
 /// Waits until the sink has delivered `n` events and holds none.

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Client, QueryAuth, WAIT, eventually, test_config};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use netsvr_core::redis_queue::{KeyKind, RedisConfig, RedisSink, Target};
 use netsvr_core::{Gateway, SinkStatus, UniqId};
 use netsvr_protocol::pb;
@@ -225,17 +225,12 @@ async fn connect(gateway: &Gateway, query: &str) -> (Client, UniqId) {
     (client, gateway.uniq_ids()[0])
 }
 
-/// Closes the client and reads until the server ends the connection.
-async fn close(mut client: Client) {
-    client.close(None).await.unwrap();
-    while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, client.next()).await {}
+async fn close(client: Client) {
+    common::close_client(client).await;
 }
 
 fn status(gateway: &Gateway) -> SinkStatus {
-    let all = gateway.sink_status();
-    assert_eq!(all.len(), 1, "{all:?}");
-    assert_eq!(all[0].name, "redis");
-    all[0].clone()
+    common::only_sink(gateway, "redis")
 }
 
 /// Waits until the sink has delivered `n` events and holds none.

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use netsvr_core::{
-    ChannelSink, Event, EventKind, EventReceiver, Gateway, GatewayBuilder, GatewayConfig, UniqId,
+    ChannelSink, Event, EventKind, EventReceiver, Gateway, GatewayBuilder, GatewayConfig,
+    SinkStatus, UniqId,
 };
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -207,4 +208,18 @@ impl TestGateway {
         )
         .await
     }
+}
+
+/// Closes the client and reads until the server ends the connection.
+pub async fn close_client(mut client: Client) {
+    client.close(None).await.unwrap();
+    while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, client.next()).await {}
+}
+
+/// The status of the gateway's only sink, which must be named `name`.
+pub fn only_sink(gateway: &Gateway, name: &str) -> SinkStatus {
+    let all = gateway.sink_status();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0].name, name);
+    all[0].clone()
 }
