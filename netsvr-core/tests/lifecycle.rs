@@ -30,6 +30,16 @@ fn start_joined(builder: GatewayBuilder) -> (TestGateway, JoinHandle<Result<(), 
     (TestGateway { gateway, events }, serve)
 }
 
+/// Waits for a spawned `shutdown()` and then `serve` to end, serve without error.
+async fn joined(shutdown: JoinHandle<()>, serve: JoinHandle<Result<(), ServeError>>) {
+    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
+    tokio::time::timeout(WAIT, serve)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 /// Reads until the server ends the connection (answering its close on the way).
 async fn drain(client: &mut Client) {
     while let Ok(Some(Ok(_))) = tokio::time::timeout(WAIT, client.next()).await {}
@@ -225,12 +235,7 @@ async fn shutdown_does_not_wait_past_close_timeout_for_a_stalled_client() {
     assert_eq!(recv_close(&mut reader).await, 1001);
     drain(&mut reader).await;
     assert_eq!(close_of(&mut gw, stalled_id).await, CloseReason::Shutdown);
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
-    tokio::time::timeout(WAIT, serve)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    joined(shutdown, serve).await;
     let elapsed = started.elapsed();
     assert!(
         elapsed < Duration::from_secs(2),
@@ -269,12 +274,7 @@ async fn shutdown_closes_every_client_with_1001_and_serve_returns() {
         }
     }
     assert_eq!(reasons, [CloseReason::Shutdown; 3]);
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
-    tokio::time::timeout(WAIT, serve)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    joined(shutdown, serve).await;
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "{:?}",
@@ -312,12 +312,7 @@ async fn handshake_during_the_drain_is_503() {
         "the drain ended before the late handshake"
     );
     assert_eq!(close_of(&mut gw, holder_id).await, CloseReason::Shutdown);
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
-    tokio::time::timeout(WAIT, serve)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    joined(shutdown, serve).await;
     assert!(gw.events.try_recv().is_none());
 }
 
@@ -366,12 +361,7 @@ async fn handshake_admitted_after_the_drain_began_is_closed_1012() {
     assert_eq!(response.status(), 101);
     assert_eq!(recv_close(&mut client).await, 1012);
     drain(&mut client).await;
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap();
-    tokio::time::timeout(WAIT, serve)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    joined(shutdown, serve).await;
     assert!(
         gw.events.try_recv().is_none(),
         "a refused client produced an event"
