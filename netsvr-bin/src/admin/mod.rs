@@ -18,7 +18,7 @@
 //! | path | method | token (when one is set) |
 //! |---|---|---|
 //! | `/healthz` → `ok`; `/readyz` → 200 `{"ready":true}` or 503 `{"ready":false,"reason":…,"unhealthy_sinks":[…]}` | GET | never: probes must not need secrets |
-//! | `/metrics` (Prometheus text format) | GET | required: metrics reveal traffic; Prometheus sends it with `authorization: { credentials: … }` |
+//! | `/metrics` (Prometheus text format; besides the gateway's metrics, the gauge [`TOKIO_ALIVE_TASKS`]) | GET | required: metrics reveal traffic; Prometheus sends it with `authorization: { credentials: … }` |
 //! | `/` (status page) | GET | required; `?token=` is accepted here so a browser can open it |
 //! | `/api/v1/status`, `/api/v1/connections`, `/api/v1/connections/{uniqId}`, `/api/v1/topics` | GET | required |
 //! | `/api/v1/{send,send_to_customers,broadcast,publish,subscribe,unsubscribe,kick}` | POST, `Content-Type: application/json` | required |
@@ -75,6 +75,11 @@ pub use status::{MAX_LIMIT, node_addr, node_id};
 
 /// Most admin connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Gauge: tasks alive on the tokio runtime that serves the admin port (the binary's one
+/// runtime: connections, sinks, worker sessions, admin requests), read when `/metrics` is
+/// rendered. Under steady load it stays level; a figure that keeps growing is a task leak
+/// (`benches/soak.sh` watches it).
+pub const TOKIO_ALIVE_TASKS: &str = "netsvr_tokio_alive_tasks";
 /// Time allowed for a request head to arrive.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest buffered request head.
@@ -141,6 +146,10 @@ pub async fn serve(listener: std::net::TcpListener, state: AdminState) {
             return;
         }
     };
+    metrics::describe_gauge!(
+        TOKIO_ALIVE_TASKS,
+        "Tasks alive on the tokio runtime serving the gateway, read when /metrics is rendered."
+    );
     let state = Arc::new(state);
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -174,6 +183,14 @@ pub async fn serve(listener: std::net::TcpListener, state: AdminState) {
         tracing::debug!("admin connections cut after the drain period");
     }
     tasks.abort_all();
+}
+
+/// Sets the runtime gauges ([`TOKIO_ALIVE_TASKS`]) from the current tokio runtime.
+fn record_runtime() {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let alive = handle.metrics().num_alive_tasks();
+        metrics::gauge!(TOKIO_ALIVE_TASKS).set(alive as f64);
+    }
 }
 
 /// Waits for a connection slot, then for a connection.

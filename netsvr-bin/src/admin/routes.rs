@@ -99,11 +99,14 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     }
     match route {
         Route::Page => page::page(),
-        Route::Metrics => respond(
-            StatusCode::OK,
-            METRICS_CONTENT_TYPE,
-            state.prometheus.render(),
-        ),
+        Route::Metrics => {
+            super::record_runtime();
+            respond(
+                StatusCode::OK,
+                METRICS_CONTENT_TYPE,
+                state.prometheus.render(),
+            )
+        }
         Route::Status => status::status(state),
         Route::Connections => status::connections(state, query),
         Route::Connection(id) => status::connection(state, id),

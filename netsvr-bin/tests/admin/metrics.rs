@@ -3,9 +3,10 @@
 
 use crate::support::*;
 
-/// Every metric name documented in `netsvr_core::metrics`, and whether a gateway with a
-/// `ChannelSink` registers it at build (the rest belong to buffered sinks and the worker).
-const DOCUMENTED: [(&str, bool); 18] = {
+/// Every metric name documented in `netsvr_core::metrics` (and the admin port's own
+/// runtime gauge), and whether a gateway with a `ChannelSink` registers it at build (the
+/// rest belong to buffered sinks and the worker).
+const DOCUMENTED: [(&str, bool); 19] = {
     use netsvr_core::metrics::*;
     [
         (CONNECTIONS, true),
@@ -26,6 +27,7 @@ const DOCUMENTED: [(&str, bool); 18] = {
         (SINK_RETRIED_TOTAL, false),
         (SINK_DELIVERY_SECONDS, false),
         (SINK_FAILED_TOTAL, false),
+        (netsvr_bin::admin::TOKIO_ALIVE_TASKS, true),
     ]
 };
 
@@ -56,6 +58,9 @@ fn metrics_page_counts_and_names() {
             "{page}"
         );
         assert_eq!(sample(&page, "netsvr_opens_total"), Some(opens0 + 3.0));
+        // At least the three connections' tasks and the admin port's own are alive.
+        let alive = sample(&page, "netsvr_tokio_alive_tasks").unwrap_or(0.0);
+        assert!(alive >= 4.0, "netsvr_tokio_alive_tasks {alive}:\n{page}");
         let mut last = clients.pop().unwrap();
         last.close(None).await.unwrap();
         h.until("a client to close", |g| g.connection_count() == 2)
