@@ -55,6 +55,8 @@ pub mod pbevent;
 pub mod redis_queue;
 pub mod sink;
 mod table;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 pub mod wire;
 #[cfg(feature = "worker")]

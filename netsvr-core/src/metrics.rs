@@ -14,7 +14,7 @@ pub const OPENS_TOTAL: &str = "netsvr_opens_total";
 /// Counter, label `reason`: connections closed, by [`crate::CloseReason::as_str`].
 pub const CLOSES_TOTAL: &str = "netsvr_closes_total";
 /// Counter, label `reason`: handshakes refused (`path`, `origin`, `bad_request`, `auth`,
-/// `full`, `rate_limit`, `shutdown`, `timeout`).
+/// `full`, `rate_limit`, `shutdown`, `timeout`, `per_ip`, `tls`).
 pub const HANDSHAKES_REFUSED_TOTAL: &str = "netsvr_handshakes_refused_total";
 /// Counter: data messages received from clients (heartbeats excluded).
 pub const MESSAGES_IN_TOTAL: &str = "netsvr_messages_in_total";
@@ -82,7 +82,7 @@ pub fn describe() {
 }
 
 /// Handshake refusal reasons, in the order of [`CoreMetrics::refused`]'s handles.
-pub(crate) const REFUSAL_REASONS: [&str; 9] = [
+pub(crate) const REFUSAL_REASONS: [&str; 10] = [
     "path",
     "origin",
     "bad_request",
@@ -92,6 +92,7 @@ pub(crate) const REFUSAL_REASONS: [&str; 9] = [
     "shutdown",
     "timeout",
     "per_ip",
+    "tls",
 ];
 
 /// Why a handshake was refused (the `reason` label of [`HANDSHAKES_REFUSED_TOTAL`]).
@@ -106,6 +107,9 @@ pub(crate) enum Refusal {
     Shutdown = 6,
     Timeout = 7,
     PerIp = 8,
+    /// The TLS handshake failed (not TLS, no shared cipher, bad certificate request...).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls = 9,
 }
 
 /// Close reasons, in the order of [`CoreMetrics::closes`]'s handles.
@@ -139,7 +143,7 @@ pub(crate) struct CoreMetrics {
     pub(crate) connections: Gauge,
     pub(crate) opens: Counter,
     closes: [Counter; 8],
-    refusals: [Counter; 9],
+    refusals: [Counter; 10],
     pub(crate) messages_in: Counter,
     pub(crate) bytes_in: Counter,
     pub(crate) heartbeats: Counter,

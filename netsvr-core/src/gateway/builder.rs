@@ -54,6 +54,8 @@ pub struct GatewayBuilder {
     auth: Arc<dyn Authenticator>,
     limiter: Arc<dyn RateLimiter>,
     listener: Option<std::net::TcpListener>,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -80,6 +82,8 @@ impl GatewayBuilder {
             auth: Arc::new(AllowAll),
             limiter: Arc::new(GovernorLimiter::default()),
             listener: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -143,6 +147,14 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serves TLS (wss://) with this configuration (see [`crate::tls`] to build one from
+    /// PEM); [`Gateway::reload_tls`] swaps it later.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     /// Validates the config, binds the listener, and returns the handle and the future that
     /// serves clients until [`Gateway::shutdown`] completes. Does not need a runtime; the
     /// future does.
@@ -184,6 +196,8 @@ impl GatewayBuilder {
             downstream,
             draining: watch::channel(false).0,
             stopped: watch::channel(false).0,
+            #[cfg(feature = "tls")]
+            tls: self.tls.map(arc_swap::ArcSwap::new),
             config: self.config,
         });
         let serve = Serve {

@@ -72,6 +72,9 @@ pub(crate) struct Shared {
     pub(crate) draining: watch::Sender<bool>,
     /// Set once the shutdown has finished; the serve future then returns.
     pub(crate) stopped: watch::Sender<bool>,
+    /// The TLS configuration new connections get, when TLS is on.
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<arc_swap::ArcSwap<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -253,6 +256,30 @@ impl Gateway {
     /// The configuration in force.
     pub fn config(&self) -> &GatewayConfig {
         &self.shared.config
+    }
+
+    /// Whether the client port serves TLS (wss://).
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.shared.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// Swaps the TLS configuration (a renewed certificate): handshakes from now on use it;
+    /// open connections keep theirs. Fails if the gateway was built without TLS.
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(
+        &self,
+        config: std::sync::Arc<rustls::ServerConfig>,
+    ) -> Result<(), crate::tls::TlsError> {
+        let tls = self
+            .shared
+            .tls
+            .as_ref()
+            .ok_or(crate::tls::TlsError::NotEnabled)?;
+        tls.store(config);
+        Ok(())
     }
 
     /// The rate limiter in force (to read or swap limits at runtime).

@@ -20,6 +20,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 
+use super::link::{IntoLink, Link};
 use super::{NoSlot, Slot, request, session};
 use crate::auth::{Admission, AuthDecision, HandshakeRequest, Rejection};
 use crate::close;
@@ -51,11 +52,34 @@ struct Pending {
     started: Instant,
 }
 
-/// Serves one accepted TCP connection until it upgrades, answers a plain request, or times
-/// out; an upgraded connection continues in its own (small) task.
-pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+/// Serves one accepted TCP connection: the TLS handshake first when TLS is on, then
+/// [`serve_http`], all within `handshake_timeout`.
+pub(super) async fn accept(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
     let started = Instant::now();
+    #[cfg(feature = "tls")]
+    if let Some(config) = shared.tls.as_ref().map(|tls| tls.load_full()) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(shared.config.handshake_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => serve_http(shared, stream, remote, started).await,
+            Ok(Err(e)) => {
+                tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                refused(&shared, Refusal::Tls);
+            }
+            Err(_) => refused(&shared, Refusal::Timeout),
+        }
+        return;
+    }
+    serve_http(shared, stream, remote, started).await;
+}
+
+/// Serves one connection until it upgrades, answers a plain request, or times out (counted
+/// from `started`); an upgraded connection continues in its own (small) task.
+async fn serve_http<S>(shared: Arc<Shared>, stream: S, remote: SocketAddr, started: Instant)
+where
+    S: IntoLink + 'static,
+{
     let cfg = &shared.config;
+    let deadline = tokio::time::Instant::from_std(started + cfg.handshake_timeout);
     let pending: Arc<Mutex<Option<Pending>>> = Arc::default();
     let service = {
         let shared = shared.clone();
@@ -74,7 +98,7 @@ pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: S
     let conn = http
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
-    let upgraded = tokio::time::timeout(cfg.handshake_timeout, async {
+    let upgraded = tokio::time::timeout_at(deadline, async {
         if let Err(e) = conn.await {
             tracing::debug!(%remote, error = %e, "http connection ended");
         }
@@ -95,14 +119,14 @@ pub(super) async fn serve_http(shared: Arc<Shared>, stream: TcpStream, remote: S
             return;
         }
     };
-    let parts = match upgraded.downcast::<TokioIo<TcpStream>>() {
+    let parts = match upgraded.downcast::<TokioIo<S>>() {
         Ok(parts) => parts,
         Err(_) => {
-            tracing::error!(%remote, "upgraded connection is not a TcpStream");
+            tracing::error!(%remote, "upgraded connection is not the accepted stream");
             return;
         }
     };
-    let stream = parts.io.into_inner();
+    let stream = parts.io.into_inner().into_link();
     let early = parts.read_buf;
     match outcome {
         Outcome::Admit { .. } if shared.is_draining() => {
@@ -145,7 +169,7 @@ fn outcome_meta(outcome: Outcome) -> ConnMeta {
 }
 
 /// Registers an admitted connection, reports it open, pushes the first message, and runs it.
-async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: TcpStream, early: Bytes) {
+async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: Link, early: Bytes) {
     let shared = slot.shared().clone();
     let Admission {
         customer_id,

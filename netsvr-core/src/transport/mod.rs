@@ -2,6 +2,7 @@
 //! connection's read/write task, and the heartbeat sweeper.
 
 mod handshake;
+mod link;
 mod per_ip;
 pub(crate) mod request;
 mod session;
@@ -66,7 +67,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                         tracing::debug!(%remote, error = %e, "setting SO_SNDBUF failed");
                     }
                 }
-                tokio::spawn(handshake::serve_http(shared.clone(), stream, remote));
+                tokio::spawn(handshake::accept(shared.clone(), stream, remote));
             }
             Err(e) => {
                 // Out of file descriptors or a transient error: back off instead of spinning.

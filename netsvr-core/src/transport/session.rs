@@ -6,18 +6,17 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::io::{self, IoSlice};
+use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::{Buf, Bytes};
-use tokio::io::Interest;
-use tokio::net::TcpStream;
 use tokio::time::timeout_at;
 
 use super::Slot;
+use super::link::Link;
 use crate::conn::{CloseRequest, Conn};
 use crate::event::{CloseReason, ConnInfo, ConnMeta, Event, EventKind, MessageKind};
 use crate::gateway::Shared;
@@ -26,8 +25,6 @@ use crate::wire::{self, CloseFrame, Decoded, DecoderConfig, FrameDecoder, Messag
 
 /// Read size; one buffer per worker thread, shared by all its connections.
 const SCRATCH_LEN: usize = 64 * 1024;
-/// Frames handed to one `writev`.
-const MAX_IOV: usize = 64;
 /// Write rounds before giving reads (and other tasks) a turn.
 const WRITE_ROUNDS: usize = 16;
 /// An emptied write queue keeping more than this many slots is given back.
@@ -38,9 +35,9 @@ thread_local! {
 }
 
 /// Runs an admitted connection to its end, then removes it and reports the close.
-pub(super) async fn run(slot: Slot, conn: Arc<Conn>, stream: TcpStream, early: Bytes) {
+pub(super) async fn run(slot: Slot, conn: Arc<Conn>, link: Link, early: Bytes) {
     let shared = slot.shared().clone();
-    let reason = Session::new(&shared, &conn, stream).drive(early).await;
+    let reason = Session::new(&shared, &conn, link).drive(early).await;
     // Give the place back before reporting the close, so a client that reconnects on
     // seeing it is not refused as over the cap.
     drop(slot);
@@ -52,13 +49,13 @@ pub(super) async fn run(slot: Slot, conn: Arc<Conn>, stream: TcpStream, early: B
 pub(super) async fn refuse(
     shared: Arc<Shared>,
     meta: ConnMeta,
-    stream: TcpStream,
+    link: Link,
     code: u16,
     reason: &str,
     message: Option<Bytes>,
 ) {
     let conn = Conn::new(meta, ConnInfo::default(), shared.now_ms());
-    let mut session = Session::new(&shared, &conn, stream);
+    let mut session = Session::new(&shared, &conn, link);
     if let Some(message) = message.filter(|m| !m.is_empty()) {
         session.out.push_back(shared.frame(&message));
     }
@@ -93,7 +90,7 @@ enum Step {
 struct Session<'a> {
     shared: &'a Shared,
     conn: &'a Conn,
-    stream: TcpStream,
+    link: Link,
     decoder: FrameDecoder,
     /// Bytes of an incomplete frame; empty (and unallocated) between frames.
     inbound: Vec<u8>,
@@ -107,11 +104,11 @@ struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, conn: &'a Conn, stream: TcpStream) -> Self {
+    fn new(shared: &'a Shared, conn: &'a Conn, link: Link) -> Self {
         Self {
             shared,
             conn,
-            stream,
+            link,
             decoder: FrameDecoder::new(DecoderConfig {
                 max_message_size: shared.config.max_message_size,
                 require_mask: true,
@@ -170,7 +167,7 @@ impl<'a> Session<'a> {
                 if let Some(request) = self.conn.outbox.take(cx.waker(), &mut self.out) {
                     return Poll::Ready(Step::Close(request));
                 }
-                if self.out.is_empty() {
+                if self.out.is_empty() && !self.link.wants_write() {
                     if self.out.capacity() > KEEP_OUT_SLOTS {
                         self.out = VecDeque::new();
                     }
@@ -188,7 +185,7 @@ impl<'a> Session<'a> {
                         break;
                     }
                 }
-                Ok(false) => match self.stream.poll_write_ready(cx) {
+                Ok(false) => match self.link.poll_write_ready(cx) {
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(_)) => return Poll::Ready(Step::Broken),
                     Poll::Pending => break,
@@ -196,7 +193,7 @@ impl<'a> Session<'a> {
                 Err(_) => return Poll::Ready(Step::Broken),
             }
         }
-        match self.stream.poll_read_ready(cx) {
+        match self.link.poll_read_ready(cx) {
             Poll::Ready(Ok(())) => Poll::Ready(Step::Readable),
             Poll::Ready(Err(_)) => Poll::Ready(Step::Broken),
             Poll::Pending => Poll::Pending,
@@ -205,15 +202,14 @@ impl<'a> Session<'a> {
 
     /// Writes queued frames until done (`true`) or the socket is full (`false`).
     fn write_out(&mut self) -> io::Result<bool> {
-        while let Some(front) = self.out.front() {
-            // One frame (the usual case below saturation) needs no I/O vector; a few need
-            // a small one: initialising all MAX_IOV slots cost more than the frame itself.
-            let written = match self.out.len() {
-                1 => self.stream.try_write(front),
-                2..8 => self.write_vectored::<8>(),
-                _ => self.write_vectored::<MAX_IOV>(),
-            };
-            let written = match written {
+        loop {
+            if !self.link.flush()? {
+                return Ok(false);
+            }
+            if self.out.is_empty() {
+                return Ok(true);
+            }
+            let written = match self.link.write(&self.out) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -221,19 +217,6 @@ impl<'a> Session<'a> {
             };
             self.advance(written);
         }
-        Ok(true)
-    }
-
-    /// One `writev` of up to `N` queued frames.
-    fn write_vectored<const N: usize>(&self) -> io::Result<usize> {
-        let mut slices = [IoSlice::new(&[]); N];
-        let mut count = 0;
-        for (slot, frame) in slices.iter_mut().zip(self.out.iter()) {
-            *slot = IoSlice::new(frame);
-            count += 1;
-        }
-        self.stream
-            .try_write_vectored(slices.get(..count).unwrap_or_default())
     }
 
     fn advance(&mut self, written: usize) {
@@ -261,7 +244,7 @@ impl<'a> Session<'a> {
     /// One read into the thread's scratch buffer, decoded at once. Also says whether the
     /// read filled the buffer (more is probably waiting).
     fn read_once(&mut self) -> (Option<End>, bool) {
-        SCRATCH.with_borrow_mut(|buf| match self.read_draining(buf) {
+        SCRATCH.with_borrow_mut(|buf| match self.link.read(buf) {
             Ok(0) => (Some(End::Gone(CloseReason::Disconnected)), false),
             Ok(n) => (
                 self.ingest(buf.get(..n).unwrap_or_default()),
@@ -270,27 +253,6 @@ impl<'a> Session<'a> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => (None, false),
             Err(_) => (Some(End::Gone(CloseReason::Io)), false),
         })
-    }
-
-    /// Reads into `buf`; a read that did not fill it drained the socket, so the read
-    /// readiness is cleared at once (as tokio's own `poll_read` does with epoll) instead of
-    /// by a second `read` failing with `WouldBlock`. The clear is skipped if readiness
-    /// arrived meanwhile.
-    fn read_draining(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut got = None;
-        let len = buf.len();
-        let result = self.stream.try_io(Interest::READABLE, || {
-            let n = self.stream.try_read(buf)?;
-            if n > 0 && n < len {
-                got = Some(n);
-                return Err(io::ErrorKind::WouldBlock.into());
-            }
-            Ok(n)
-        });
-        match got {
-            Some(n) => Ok(n),
-            None => result,
-        }
     }
 
     /// Decodes fresh bytes (after any kept tail); keeps only an incomplete frame's bytes.
@@ -430,7 +392,9 @@ impl<'a> Session<'a> {
                     ),
                 };
                 self.out.push_back(reply);
-                self.flush_until(deadline).await;
+                if self.flush_until(deadline).await {
+                    self.end_tls(deadline).await;
+                }
                 cause
             }
             End::Close {
@@ -442,6 +406,7 @@ impl<'a> Session<'a> {
                 if self.flush_until(deadline).await {
                     self.closing = true;
                     self.linger(deadline).await;
+                    self.end_tls(deadline).await;
                 }
                 cause
             }
@@ -455,10 +420,17 @@ impl<'a> Session<'a> {
                 Ok(false) => {}
                 Err(_) => return false,
             }
-            match timeout_at(deadline, self.stream.writable()).await {
+            match timeout_at(deadline, self.link.writable()).await {
                 Ok(Ok(())) => {}
                 _ => return false,
             }
+        }
+    }
+
+    /// Sends TLS' `close_notify` once the close frames are out (nothing for plain TCP).
+    async fn end_tls(&mut self, deadline: tokio::time::Instant) {
+        if self.link.close_notify() {
+            self.flush_until(deadline).await;
         }
     }
 
@@ -466,7 +438,7 @@ impl<'a> Session<'a> {
     /// the close frame is not lost to a reset.
     async fn linger(&mut self, deadline: tokio::time::Instant) {
         loop {
-            match timeout_at(deadline, self.stream.readable()).await {
+            match timeout_at(deadline, self.link.readable()).await {
                 Ok(Ok(())) => {}
                 _ => return,
             }
