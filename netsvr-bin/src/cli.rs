@@ -85,9 +85,17 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, String
     }
 }
 
-/// `--check-config`: the effective configuration as TOML, or the error.
+/// `--check-config`: the effective configuration as TOML, or the error. The TLS certificate
+/// and key files are read too, as at start.
 pub fn check(path: &Path) -> Result<String, crate::config::ConfigFileError> {
-    Config::load(Some(path)).map(|c| c.to_toml())
+    let config = Config::load(Some(path))?;
+    if let Some(tls) = config.tls.as_ref().filter(|t| t.enabled()) {
+        tls.load().map_err(|(key, reason)| {
+            let origin = crate::config::Origin::File(path.to_owned());
+            crate::config::ConfigFileError::new(origin, key, config.value_of(key), reason)
+        })?;
+    }
+    Ok(config.to_toml())
 }
 
 /// The signals the server reacts to, installed before it starts so that none is missed.

@@ -31,6 +31,14 @@ pub enum StartError {
     /// The worker or task port could not start.
     #[error("worker ports: {0}")]
     Worker(#[from] WorkerError),
+    /// The TLS certificate or key could not be loaded (`key` is `tls.cert` or `tls.key`).
+    #[error("{key}: {reason}")]
+    Tls {
+        /// The configuration key naming the file at fault.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// The client WebSocket listener could not start.
     #[error("websocket: {0}")]
     Gateway(#[from] BuildError),
@@ -148,6 +156,14 @@ where
 /// the real addresses are in the returned [`Running`].
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = prometheus();
+    let tls = match config.tls.as_ref().filter(|t| t.enabled()) {
+        Some(section) => Some(
+            section
+                .load()
+                .map_err(|(key, reason)| StartError::Tls { key, reason })?,
+        ),
+        None => None,
+    };
     let limiter: Arc<dyn RateLimiter> = Arc::new(GovernorLimiter::new(config.limits.to_core()));
 
     let ports = if config.worker.enabled {
@@ -187,6 +203,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(auth) = auth {
         builder = builder.authenticator(auth);
     }
+    if let Some(tls) = tls {
+        builder = builder.tls(tls);
+    }
     if let Some(ports) = &ports {
         builder = builder.node_addr(ports.node_addr());
     }
@@ -222,6 +241,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     tracing::info!(
         websocket = %ws_addr,
+        tls = gateway.is_tls(),
         path = %gateway.config().path,
         worker = %worker_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
         task = %task_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
@@ -267,9 +287,29 @@ impl Running {
     }
 
     /// Applies what can change without a restart: the `[limits]` (swapped atomically, no
-    /// connection dropped) and `log.level` (through `log`). Returns the sections that changed
-    /// but need a restart to take effect.
+    /// connection dropped), `log.level` (through `log`) and the TLS certificate (its files
+    /// are read again even if their names did not change; open connections keep the old
+    /// one). Returns the sections that changed but need a restart to take effect.
     pub fn reload(&mut self, new: &Config, log: Option<&LogHandle>) -> Vec<&'static str> {
+        let tls_on = |c: &Config| c.tls.as_ref().is_some_and(|t| t.enabled());
+        if let Some(section) = new
+            .tls
+            .as_ref()
+            .filter(|_| tls_on(new) && self.gateway.is_tls())
+        {
+            match section.load() {
+                Ok(tls) => match self.gateway.reload_tls(tls) {
+                    Ok(()) => {
+                        tracing::info!(cert = %section.cert.display(), "TLS certificate reloaded");
+                        self.config.tls = new.tls.clone();
+                    }
+                    Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded"),
+                },
+                Err((key, reason)) => {
+                    tracing::error!(key, %reason, "TLS certificate not reloaded; keeping the old one");
+                }
+            }
+        }
         if new.limits != self.config.limits {
             if self.gateway.limiter().set_limits(new.limits.to_core()) {
                 tracing::info!(limits = ?new.limits, "limits reloaded");
@@ -293,6 +333,7 @@ impl Running {
         let old = &self.config;
         let changed = [
             ("gateway", old.gateway != new.gateway),
+            ("tls", tls_on(old) != tls_on(new)),
             ("worker", old.worker != new.worker),
             ("http", old.http != new.http),
             ("redis", old.redis != new.redis),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use netsvr_bin::config::{
     AmqpSection, Config, ConfigFileError, GatewaySection, HttpSection, LimitsSection, LogFormat,
-    LogSection, RedisSection, WorkerSection,
+    LogSection, RedisSection, TlsSection, WorkerSection,
 };
 
 const EXAMPLE: &str = include_str!("../../netsvr.example.toml");
@@ -29,6 +29,7 @@ fn full() -> Config {
     c.http = Some(HttpSection::default());
     c.redis = Some(RedisSection::default());
     c.amqp = Some(AmqpSection::default());
+    c.tls = Some(TlsSection::default());
     c
 }
 
@@ -42,6 +43,7 @@ fn the_example_parses_to_the_defaults() {
     assert_eq!(c.log, LogSection::default());
     // The example documents the optional sections with everything off.
     assert_eq!(c.http, Some(HttpSection::default()));
+    assert_eq!(c.tls, Some(TlsSection::default()));
     let redis = c.redis.unwrap();
     assert!(!redis.enabled);
     assert_eq!(
@@ -82,7 +84,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.limits.conn_window, Duration::from_secs(1));
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Text);
-    assert!(c.http.is_none() && c.redis.is_none() && c.amqp.is_none());
+    assert!(c.http.is_none() && c.redis.is_none() && c.amqp.is_none() && c.tls.is_none());
     assert_eq!(parse("").unwrap(), c);
     assert_eq!(c.validate(), Ok(()));
     // A present queue section is on by default.

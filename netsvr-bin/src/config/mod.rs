@@ -1,4 +1,4 @@
-//! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]`,
+//! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]`, `[tls]`,
 //! `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`, `[admin]`, `[log]`), every key
 //! optional with netsvr's defaults, unknown keys refused, durations as humantime strings
 //! (`"10s"`, `"250ms"`). Environment variables override the usual deployment keys (see
@@ -8,6 +8,7 @@
 mod connectors;
 mod error;
 mod sections;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -23,6 +24,7 @@ pub use sections::{
     DispatchMode, GatewaySection, LimitsSection, LogFormat, LogSection, Opcode, SlowConsumer,
     WorkerSection,
 };
+pub use tls::TlsSection;
 
 /// The whole configuration. `Default` is what `netsvr` runs with no file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -30,6 +32,9 @@ pub use sections::{
 pub struct Config {
     /// The client WebSocket side.
     pub gateway: GatewaySection,
+    /// TLS on the client port; absent (or both files empty): plain ws://.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
     /// Rate limits (reloaded on SIGHUP).
     pub limits: LimitsSection,
     /// netsvr's worker and task ports.
@@ -156,6 +161,9 @@ impl Config {
             .to_core()
             .validate()
             .map_err(|e| (scoped("gateway", e.key), e.reason))?;
+        if let Some(tls) = &self.tls {
+            tls.validate().map_err(|(k, r)| (k.to_owned(), r))?;
+        }
         self.limits.validate().map_err(|(k, r)| (k.to_owned(), r))?;
         if self.worker.enabled {
             self.worker
