@@ -1,4 +1,4 @@
-//! The real binary drained by SIGTERM while clients send flat out: every connection's messages and close reach both the Redis list and the business process, in order.
+//! The real binary drained by SIGTERM while clients send flat out (a fast and a slow business): every connection's messages and close reach both the Redis list and the business, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
@@ -6,6 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -85,8 +86,8 @@ impl Server {
 }
 
 /// A business process on the worker port: registers for every event, records them by
-/// connection until the gateway goes away.
-async fn business(worker: SocketAddr) -> JoinHandle<PerConn> {
+/// connection until the gateway goes away; a slow one reads at most 1 KiB a millisecond.
+async fn business(worker: SocketAddr, slow: bool) -> (JoinHandle<PerConn>, Arc<AtomicU64>) {
     let mut stream = TcpStream::connect(worker).await.unwrap();
     let mut out = BytesMut::new();
     ToGateway::Register(pb::RegisterReq { events: ALL }).encode(&mut out);
@@ -105,17 +106,28 @@ async fn business(worker: SocketAddr) -> JoinHandle<PerConn> {
         }
         assert!(stream.read_buf(&mut buf).await.unwrap() > 0, "closed");
     }
-    tokio::spawn(async move {
+    let read = Arc::new(AtomicU64::new(0));
+    let counter = read.clone();
+    let task = tokio::spawn(async move {
         loop {
             while let Some(Frame::Command { cmd, body }) = codec.decode(&mut buf).unwrap() {
                 let (id, ev) = event(ToBusiness::decode(cmd, body).unwrap());
                 seen.entry(id).or_default().push(ev);
+                counter.fetch_add(1, Ordering::Relaxed);
             }
-            if stream.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+            if slow {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                let mut chunk = [0u8; 1024];
+                match stream.read(&mut chunk).await.unwrap_or(0) {
+                    0 => return seen,
+                    n => buf.extend_from_slice(&chunk[..n]),
+                }
+            } else if stream.read_buf(&mut buf).await.unwrap_or(0) == 0 {
                 return seen;
             }
         }
-    })
+    });
+    (task, read)
 }
 
 /// A netsvr event (worker-port frame or queue payload) as (uniqId, event).
@@ -221,6 +233,15 @@ fn sent_in_order(name: &str, got: &PerConn) -> BTreeMap<String, u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_delivers_every_message_and_close_to_every_sink() {
+    sigterm_under_load(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_waits_for_a_slow_business() {
+    sigterm_under_load(true).await;
+}
+
+async fn sigterm_under_load(slow: bool) {
     if TcpStream::connect("127.0.0.1:6379").await.is_err() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -229,7 +250,7 @@ async fn sigterm_under_load_delivers_every_message_and_close_to_every_sink() {
         println!("SKIPPED: Redis is not running on 127.0.0.1:6379");
         return;
     }
-    let key = format!("netsvr:bin-shutdown-{}", std::process::id());
+    let key = format!("netsvr:bin-shutdown-{}-{slow}", std::process::id());
     let server = Server::start(&format!(
         "[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n\
          [worker]\nworker_listen = \"127.0.0.1:0\"\ntask_listen = \"127.0.0.1:0\"\n\
@@ -240,7 +261,7 @@ async fn sigterm_under_load_delivers_every_message_and_close_to_every_sink() {
          [redis.close]\nkey = \"{key}\"\n"
     ))
     .await;
-    let business = business(server.worker).await;
+    let (business, read) = business(server.worker, slow).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(flat_out(server.ws).await);
@@ -252,6 +273,7 @@ async fn sigterm_under_load_delivers_every_message_and_close_to_every_sink() {
         .args(["-TERM", &pid])
         .status();
     assert!(killed.unwrap().success());
+    let read_at_term = read.load(Ordering::Relaxed);
 
     let mut written = Vec::new();
     for c in clients {
@@ -268,18 +290,23 @@ async fn sigterm_under_load_delivers_every_message_and_close_to_every_sink() {
     let log = log.await.unwrap().join("\n");
     assert!(exit.success(), "{exit:?}\n{log}");
     assert!(!log.contains("not flushed"), "{log}");
-    let at_business = tokio::time::timeout(Duration::from_secs(10), business).await;
+    let at_business = tokio::time::timeout(Duration::from_secs(60), business).await;
     let at_business = sent_in_order("business", &at_business.unwrap().unwrap());
     let in_redis = sent_in_order("redis", &redis_events(&key).await);
     // Both sinks got the same messages of every connection: all the gateway accepted.
     assert_eq!(at_business, in_redis);
     let total: u64 = in_redis.values().sum();
+    let backlog = total + 2 * CLIENTS as u64 - read_at_term;
+    if slow {
+        // The drain waited for what the slow business had not read yet.
+        assert!(backlog > 10_000, "only {backlog} events left at SIGTERM");
+    }
     let most: u64 = written.iter().sum();
     assert!(
         total > 0 && total <= most,
         "{total} delivered, {most} written"
     );
     println!(
-        "SIGTERM with {CLIENTS} clients sending flat out: {in_redis:?} messages per connection, all in Redis and at the business, each followed by its close"
+        "SIGTERM with {CLIENTS} clients sending flat out: {in_redis:?} messages per connection, all in Redis and at the business, each followed by its close; {backlog} events unread by the business at SIGTERM"
     );
 }
