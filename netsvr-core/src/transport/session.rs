@@ -29,6 +29,9 @@ const SCRATCH_LEN: usize = 64 * 1024;
 const WRITE_ROUNDS: usize = 16;
 /// An emptied write queue keeping more than this many slots is given back.
 const KEEP_OUT_SLOTS: usize = 64;
+/// Most of an incomplete frame's declared length reserved ahead of its bytes: a header
+/// alone must not cost the whole `max_message_size`.
+const RESERVE_AHEAD: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
@@ -261,7 +264,8 @@ impl<'a> Session<'a> {
             let (used, end) = self.decode_from(fresh);
             if end.is_none() {
                 if let Some(rest) = fresh.get(used..).filter(|r| !r.is_empty()) {
-                    self.inbound.reserve_exact(self.need.max(rest.len()));
+                    let ahead = self.need.min(RESERVE_AHEAD);
+                    self.inbound.reserve_exact(ahead.max(rest.len()));
                     self.inbound.extend_from_slice(rest);
                 }
             }
@@ -273,7 +277,8 @@ impl<'a> Session<'a> {
         if used < buf.len() {
             buf.drain(..used);
             if buf.capacity() < self.need {
-                buf.reserve_exact(self.need - buf.len());
+                // Grows with what arrives (amortised doubling), not with what is declared.
+                buf.reserve((self.need - buf.len()).min(RESERVE_AHEAD));
             }
             self.inbound = buf;
         }
