@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use super::config::Dispatch;
 use crate::event::{Event, EventKind};
-use crate::metrics::{SINK_DELIVERED_TOTAL, SINK_FAILED_TOTAL};
+use crate::metrics::SINK_FAILED_TOTAL;
 use crate::sink::{EventSink, SinkError};
 
 /// One business connection as the dispatcher sees it.
@@ -23,7 +23,28 @@ pub(crate) struct Business {
     pub(crate) id: u64,
     /// Registered event bits; 0 while not registered.
     pub(crate) events: AtomicI32,
-    pub(crate) tx: mpsc::Sender<Bytes>,
+    pub(crate) tx: mpsc::Sender<Outgoing>,
+}
+
+/// A frame queued to a business connection: an event (counted as delivered once written,
+/// as dropped if the connection breaks first) or a response to one of its commands.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) frame: Bytes,
+    pub(crate) event: bool,
+}
+
+impl WorkerCounters {
+    /// `events` events of `bytes` bytes were written to a business connection.
+    pub(crate) fn written(&self, events: u64, bytes: u64) {
+        self.forwarded.fetch_add(events, Ordering::Relaxed);
+        self.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// `events` queued events were lost with their business connection.
+    pub(crate) fn lost(&self, events: u64) {
+        self.failed.fetch_add(events, Ordering::Relaxed);
+    }
 }
 
 /// Counters behind netsvr's metric items 4, 5 and 10.
@@ -120,12 +141,13 @@ impl Registry {
 }
 
 /// The `EventSink` of the worker port. Events with no registered business connection, or
-/// whose chosen connection's queue is full, are dropped and counted.
+/// whose chosen connection's queue is full, are dropped and counted; so are events still
+/// queued (or in the batch being written) when their business connection breaks. An event
+/// counts as delivered once written to the socket.
 #[derive(Debug, Clone)]
 pub struct WorkerSink {
     registry: Arc<Registry>,
     dispatch: Dispatch,
-    delivered: Counter,
     failed: Counter,
 }
 
@@ -134,7 +156,6 @@ impl WorkerSink {
         Self {
             registry,
             dispatch,
-            delivered: counter!(SINK_DELIVERED_TOTAL, "sink" => "worker"),
             failed: counter!(SINK_FAILED_TOTAL, "sink" => "worker"),
         }
     }
@@ -171,15 +192,8 @@ impl EventSink for WorkerSink {
             Err(()) => return self.fail(SinkError::Closed),
         };
         let frame = crate::pbevent::PbEvent::from_event(&event).framed();
-        let len = frame.len() as u64;
-        match business.tx.try_send(frame) {
-            Ok(()) => {
-                self.delivered.increment(1);
-                let counters = &self.registry.counters;
-                counters.forwarded.fetch_add(1, Ordering::Relaxed);
-                counters.forwarded_bytes.fetch_add(len, Ordering::Relaxed);
-                Ok(())
-            }
+        match business.tx.try_send(Outgoing { frame, event: true }) {
+            Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(_)) => self.fail(SinkError::Full),
             Err(mpsc::error::TrySendError::Closed(_)) => self.fail(SinkError::Closed),
         }

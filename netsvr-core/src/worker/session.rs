@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Bytes, BytesMut};
+use metrics::counter;
 use netsvr_protocol::cmd::events::ALL;
 use netsvr_protocol::pb::RegisterRespCode;
 use netsvr_protocol::{Frame, MessageError, ToBusiness, ToGateway, pb};
@@ -17,7 +18,8 @@ use tokio::sync::mpsc;
 use super::Ports;
 use super::access;
 use super::commands;
-use super::dispatch::Business;
+use super::dispatch::{Business, Outgoing, Registry};
+use crate::metrics::{SINK_DELIVERED_TOTAL, SINK_FAILED_TOTAL};
 
 /// Which port a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +41,8 @@ pub(crate) async fn serve(ports: Arc<Ports>, stream: TcpStream, peer: SocketAddr
         tracing::debug!(%peer, error = %e, "set_nodelay failed");
     }
     let (mut reader, writer) = stream.into_split();
-    let (tx, rx) = mpsc::channel::<Bytes>(ports.config.send_queue_capacity);
-    let writing = tokio::spawn(write_loop(writer, rx));
+    let (tx, rx) = mpsc::channel::<Outgoing>(ports.config.send_queue_capacity);
+    let writing = tokio::spawn(write_loop(writer, rx, ports.registry.clone()));
     let business = Arc::new(Business {
         id: ports.next_business_id(),
         events: AtomicI32::new(0),
@@ -56,26 +58,46 @@ pub(crate) async fn serve(ports: Arc<Ports>, stream: TcpStream, peer: SocketAddr
     let _ = writing.await;
 }
 
-async fn write_loop(mut writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Outgoing>,
+    registry: Arc<Registry>,
+) {
+    let delivered = counter!(SINK_DELIVERED_TOTAL, "sink" => "worker");
+    let failed = counter!(SINK_FAILED_TOTAL, "sink" => "worker");
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = BytesMut::new();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let result = if let [only] = batch.as_slice() {
-            writer.write_all(only).await
+            writer.write_all(&only.frame).await
         } else {
             buf.clear();
-            for frame in &batch {
-                buf.extend_from_slice(frame);
+            for out in &batch {
+                buf.extend_from_slice(&out.frame);
             }
             writer.write_all(&buf).await
         };
+        let (events, bytes) = batch
+            .iter()
+            .filter(|o| o.event)
+            .fold((0, 0), |(n, b), o| (n + 1, b + o.frame.len() as u64));
         batch.clear();
         if buf.capacity() > KEEP_WRITE_BUF {
             buf = BytesMut::new();
         }
         if result.is_err() {
+            // Not known to have reached the business: the failed batch and all still queued.
+            rx.close();
+            let mut lost = events;
+            while let Ok(out) = rx.try_recv() {
+                lost += u64::from(out.event);
+            }
+            registry.counters.lost(lost);
+            failed.increment(lost);
             break;
         }
+        registry.counters.written(events, bytes);
+        delivered.increment(events);
     }
     let _ = writer.shutdown().await;
 }
@@ -130,7 +152,10 @@ async fn reply(business: &Business, message: ToBusiness) -> Result<(), String> {
     // Responses wait for room (they are never dropped); only events are dropped when full.
     business
         .tx
-        .send(out.freeze())
+        .send(Outgoing {
+            frame: out.freeze(),
+            event: false,
+        })
         .await
         .map_err(|_| "writer gone".to_owned())
 }
