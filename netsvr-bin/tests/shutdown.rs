@@ -1,26 +1,26 @@
-//! The real binary drained by SIGTERM while clients send flat out (a fast and a slow business): every connection's messages and close reach both the Redis list and the business, in order.
+//! The real binary drained by SIGTERM while clients send flat out (a fast and a slow
+//! business): every connection's messages and close reach both the Redis list and the
+//! business, in order.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::server::Server;
 use futures_util::{SinkExt, StreamExt};
 use netsvr_protocol::cmd::events::ALL;
 use netsvr_protocol::{Codec, Frame, ToBusiness, ToGateway, pb};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_netsvr");
 const REDIS: &str = "redis://127.0.0.1:6379";
 const CLIENTS: usize = 4;
 
@@ -33,57 +33,6 @@ enum Ev {
 }
 
 type PerConn = BTreeMap<String, Vec<Ev>>;
-
-/// `netsvr` on `config`, killed on drop, with the addresses from its "listening" line.
-struct Server {
-    child: Child,
-    ws: SocketAddr,
-    worker: SocketAddr,
-    log: JoinHandle<Vec<String>>,
-}
-
-impl Server {
-    async fn start(config: &str) -> Self {
-        let path = common::temp_file("shutdown.toml", config);
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(path)
-            .env_clear()
-            .envs(std::env::vars().filter(|(k, _)| !k.starts_with("NETSVR_") && k != "RUST_LOG"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("cannot start netsvr");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut seen = Vec::new();
-        let fields = loop {
-            let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await;
-            let Ok(Ok(Some(line))) = line else {
-                panic!("no listening line; log:\n{}", seen.join("\n"));
-            };
-            seen.push(line.clone());
-            let json: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if json["fields"]["message"] == "netsvr listening" {
-                break json["fields"].clone();
-            }
-        };
-        let addr = |name: &str| fields[name].as_str().unwrap().parse().unwrap();
-        let log = tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.push(line);
-            }
-            seen
-        });
-        Self {
-            ws: addr("websocket"),
-            worker: addr("worker"),
-            child,
-            log,
-        }
-    }
-}
 
 /// A business process on the worker port: registers for every event, records them by
 /// connection until the gateway goes away; a slow one reads at most 1 KiB a millisecond.
@@ -251,28 +200,27 @@ async fn sigterm_under_load(slow: bool) {
         return;
     }
     let key = format!("netsvr:bin-shutdown-{}-{slow}", std::process::id());
-    let server = Server::start(&format!(
-        "[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n\
+    let config = common::temp_file(
+        "shutdown.toml",
+        &format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"20s\"\n\
          [worker]\nworker_listen = \"127.0.0.1:0\"\ntask_listen = \"127.0.0.1:0\"\n\
          send_queue_capacity = 262144\n\
          [admin]\nlisten = \"127.0.0.1:0\"\n[log]\nformat = \"json\"\n\
          [redis]\nurl = \"{REDIS}\"\nbuffer = 262144\n\
          [redis.open]\nkey = \"{key}\"\n[redis.message]\nkey = \"{key}\"\n\
          [redis.close]\nkey = \"{key}\"\n"
-    ))
-    .await;
-    let (business, read) = business(server.worker, slow).await;
+        ),
+    );
+    let mut server = Server::start(&config).await;
+    let (business, read) = business(server.worker.unwrap(), slow).await;
     let mut clients = Vec::new();
     for _ in 0..CLIENTS {
         clients.push(flat_out(server.ws).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(clients.iter().all(|c| !c.is_finished()), "sending");
-    let pid = server.child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(killed.unwrap().success());
+    server.signal("TERM");
     let read_at_term = read.load(Ordering::Relaxed);
 
     let mut written = Vec::new();
@@ -284,10 +232,7 @@ async fn sigterm_under_load(slow: bool) {
         assert_eq!(code, 1001, "closed as going away");
         written.push(n);
     }
-    let Server { mut child, log, .. } = server;
-    let exit = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
-    let exit = exit.expect("netsvr did not exit").unwrap();
-    let log = log.await.unwrap().join("\n");
+    let (exit, log) = server.exited(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}\n{log}");
     assert!(!log.contains("not flushed"), "{log}");
     let at_business = tokio::time::timeout(Duration::from_secs(60), business).await;

@@ -33,6 +33,8 @@ pub struct Server {
     lines: mpsc::UnboundedReceiver<String>,
     pub ws: SocketAddr,
     pub admin: SocketAddr,
+    /// The worker port, when enabled.
+    pub worker: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -85,9 +87,11 @@ impl Server {
             ),
         };
         let addr = |name: &str| fields[name].as_str().unwrap().parse().unwrap();
+        let worker = fields["worker"].as_str().and_then(|w| w.parse().ok());
         Self {
             ws: addr("websocket"),
             admin: addr("admin"),
+            worker,
             child,
             log,
             lines,
@@ -116,6 +120,21 @@ impl Server {
         })
         .await;
         assert_eq!(found, Ok(true), "no `{needle}` in:\n{}", self.log_text());
+    }
+
+    /// Waits (up to `within`) for the process to exit and for the last of its log; returns
+    /// the exit status and the whole log.
+    pub async fn exited(&mut self, within: Duration) -> (std::process::ExitStatus, String) {
+        let exit = tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("netsvr did not exit")
+            .unwrap();
+        // The log reader ends at the end of stderr, closing the channel.
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.lines.recv().await.is_some() {}
+        })
+        .await;
+        (exit, self.log_text())
     }
 
     pub fn log_text(&self) -> String {
