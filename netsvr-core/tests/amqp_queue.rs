@@ -5,11 +5,10 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::services::{Proxy, RABBIT};
 use common::{Client, WAIT, eventually, send_text};
 use futures_util::{SinkExt, StreamExt};
 use lapin::message::Delivery;
@@ -23,11 +22,9 @@ use netsvr_core::amqp_queue::{AmqpConfig, AmqpSink, ExchangeKind};
 use netsvr_core::{Gateway, SinkStatus};
 use netsvr_protocol::pb;
 use prost::Message as _;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
-const RABBIT: &str = "127.0.0.1:5672";
 const RABBIT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Returns from the test (or fails it under `CI`) when RabbitMQ is not running.
@@ -181,59 +178,6 @@ impl Broker {
             deleted.await.unwrap();
         }
         self.connection.close(200, "OK".into()).await.unwrap();
-    }
-}
-
-/// A TCP proxy to RabbitMQ that can cut every link and refuse new ones until resumed.
-struct Proxy {
-    addr: SocketAddr,
-    refusing: Arc<AtomicBool>,
-    cuts: watch::Sender<u64>,
-}
-
-impl Proxy {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let refusing = Arc::new(AtomicBool::new(false));
-        let (cuts, _) = watch::channel(0u64);
-        let (refuse, cut) = (refusing.clone(), cuts.clone());
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut cut_now = cut.subscribe();
-                if refuse.load(Ordering::SeqCst) {
-                    continue; // dropped: the client sees the link close at once
-                }
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(RABBIT).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut_now.changed() => {}
-                    }
-                });
-            }
-        });
-        Self {
-            addr,
-            refusing,
-            cuts,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("amqp://guest:guest@{}/%2f", self.addr)
-    }
-
-    /// Closes every open link; new ones are refused until [`Proxy::resume`].
-    fn cut(&self) {
-        self.refusing.store(true, Ordering::SeqCst);
-        self.cuts.send_modify(|n| *n += 1);
-    }
-
-    fn resume(&self) {
-        self.refusing.store(false, Ordering::SeqCst);
     }
 }
 

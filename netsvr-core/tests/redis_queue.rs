@@ -7,12 +7,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Client, QueryAuth, WAIT, eventually, test_config};
+use common::services::{PrivateRedis, try_connect, unavailable};
+use common::{Client, QueryAuth, eventually, test_config};
 use futures_util::SinkExt;
 use netsvr_core::redis_queue::{KeyKind, RedisConfig, RedisSink, Target};
 use netsvr_core::{Gateway, SinkStatus, UniqId};
@@ -24,35 +23,6 @@ use tokio_tungstenite::tungstenite::Message;
 const SHARED_URL: &str = "redis://127.0.0.1:6379";
 
 // ---- Redis access ----
-
-/// Says a test cannot run: fails under CI, otherwise prints `SKIPPED` (the caller returns).
-fn unavailable(why: &str) {
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{why} (required when CI is set)"
-    );
-    println!("SKIPPED: {why}");
-}
-
-/// A connection that answers PING, or `None` after a couple of seconds.
-async fn try_connect(url: &str) -> Option<MultiplexedConnection> {
-    let client = redis::Client::open(url).unwrap();
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)));
-    let attempt = async {
-        let mut conn = client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .ok()?;
-        let pong: String = redis::cmd("PING").query_async(&mut conn).await.ok()?;
-        (pong == "PONG").then_some(conn)
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-}
 
 /// The machine's Redis, or `None` (after [`unavailable`]) when it is not running.
 async fn shared_redis() -> Option<MultiplexedConnection> {
@@ -417,95 +387,6 @@ async fn a_thousand_messages_from_one_client_arrive_in_order() {
     let entries = list_oldest_first(&mut redis, &keys.0[0]).await;
     assert_eq!(labels(&entries, id), numbered(0..1000).collect::<Vec<_>>());
     close(client).await;
-}
-
-// ---- A private redis-server, killed and restarted ----
-
-/// A `redis-server` child on a free loopback port, with an append-only file in a temporary
-/// directory so that a SIGKILL keeps what it had acknowledged. Killed on drop.
-struct PrivateRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    /// Starts one, or returns `None` (after [`unavailable`]) when `redis-server` is missing.
-    async fn start(test: &str) -> Option<Self> {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let dir =
-            std::env::temp_dir().join(format!("netsvr-redis-{}-{test}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self {
-            port,
-            dir,
-            child: None,
-        };
-        if let Err(e) = redis.spawn() {
-            unavailable(&format!("cannot run redis-server: {e}"));
-            return None;
-        }
-        redis.ready().await;
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--daemonize", "no"])
-            .args(["--appendonly", "yes", "--appendfsync", "no"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    /// Waits until it answers PING.
-    async fn ready(&self) -> MultiplexedConnection {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(conn) = try_connect(&self.url()).await {
-                return conn;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "private redis-server on port {} did not start",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGKILL, then reap.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and data directory.
-    async fn restart(&mut self) -> MultiplexedConnection {
-        self.spawn().unwrap();
-        self.ready().await
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// `got` equals `want`, or, the one duplicate the sink allows (EXEC ran but its reply was

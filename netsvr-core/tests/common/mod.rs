@@ -6,6 +6,7 @@ pub mod business;
 #[cfg(feature = "worker")]
 pub mod node;
 pub mod raw;
+pub mod services;
 
 use std::time::Duration;
 

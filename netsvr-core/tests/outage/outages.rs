@@ -118,7 +118,7 @@ async fn thirty_seconds_down_loses_nothing_within_the_buffers() {
     if !backends::listening(backends::RABBIT).await {
         return backends::unavailable("RabbitMQ is not running on 127.0.0.1:5672");
     }
-    let Some(mut redis) = PrivateRedis::start().await else {
+    let Some(mut redis) = PrivateRedis::start("outage30").await else {
         return;
     };
     let proxy = Proxy::start().await;
@@ -166,7 +166,7 @@ async fn thirty_seconds_down_loses_nothing_within_the_buffers() {
         "clients send all along"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
-    redis.restart().await;
+    let _back = redis.restart().await;
     proxy.resume();
     endpoint.fail(false);
     let up = Instant::now();

@@ -106,7 +106,7 @@ async fn flat_out(gateway: &Gateway) -> JoinHandle<(u64, u16)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_under_load_delivers_every_accepted_message_and_close() {
-    if backends::redis_connect(backends::SHARED_REDIS)
+    if backends::try_connect(backends::SHARED_REDIS)
         .await
         .is_none()
     {
@@ -215,9 +215,7 @@ async fn shutdown_under_load_delivers_every_accepted_message_and_close() {
         "shutdown with {CLIENTS} clients sending flat out: {accepted} messages accepted, \
          {written:?} written, all {accepted} and {CLIENTS} closes in Redis and at the business"
     );
-    let mut conn = backends::redis_connect(backends::SHARED_REDIS)
-        .await
-        .unwrap();
+    let mut conn = backends::try_connect(backends::SHARED_REDIS).await.unwrap();
     let _: () = redis::cmd("DEL")
         .arg(&key)
         .query_async(&mut conn)
