@@ -34,6 +34,14 @@ pub(crate) struct Outgoing {
     pub(crate) event: bool,
 }
 
+/// Counters behind netsvr's metric items 4, 5 and 10.
+#[derive(Debug, Default)]
+pub(crate) struct WorkerCounters {
+    pub(crate) forwarded: AtomicU64,
+    pub(crate) forwarded_bytes: AtomicU64,
+    pub(crate) failed: AtomicU64,
+}
+
 impl WorkerCounters {
     /// `events` events of `bytes` bytes were written to a business connection.
     pub(crate) fn written(&self, events: u64, bytes: u64) {
@@ -41,18 +49,11 @@ impl WorkerCounters {
         self.forwarded_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    /// `events` queued events were lost with their business connection.
+    /// `events` events were dropped: refused by the sink, or lost with their business
+    /// connection.
     pub(crate) fn lost(&self, events: u64) {
         self.failed.fetch_add(events, Ordering::Relaxed);
     }
-}
-
-/// Counters behind netsvr's metric items 4, 5 and 10.
-#[derive(Debug, Default)]
-pub(crate) struct WorkerCounters {
-    pub(crate) forwarded: AtomicU64,
-    pub(crate) forwarded_bytes: AtomicU64,
-    pub(crate) failed: AtomicU64,
 }
 
 /// The registered business connections.
@@ -162,10 +163,7 @@ impl WorkerSink {
 
     fn fail(&self, error: SinkError) -> Result<(), SinkError> {
         self.failed.increment(1);
-        self.registry
-            .counters
-            .failed
-            .fetch_add(1, Ordering::Relaxed);
+        self.registry.counters.lost(1);
         Err(error)
     }
 }
