@@ -120,6 +120,9 @@ pub enum CloseReason {
     Shutdown,
     /// A socket error.
     Io,
+    /// The node holding the connection missed its cluster lease; a surviving node reports
+    /// the close on its behalf.
+    NodeLost,
 }
 
 impl CloseReason {
@@ -134,6 +137,7 @@ impl CloseReason {
             Self::SlowConsumer => "slow_consumer",
             Self::Shutdown => "shutdown",
             Self::Io => "io_error",
+            Self::NodeLost => "node_lost",
         }
     }
 }

@@ -46,6 +46,28 @@ pub const SINK_RETRIED_TOTAL: &str = "netsvr_sink_retried_total";
 pub const SINK_DELIVERY_SECONDS: &str = "netsvr_sink_delivery_seconds";
 /// Counter, label `sink`: events a sink failed to deliver (and dropped).
 pub const SINK_FAILED_TOTAL: &str = "netsvr_sink_failed_total";
+/// Counter, label `broker`: cross-node messages (commands, queries, replies) published.
+pub const BROKER_PUBLISHED_TOTAL: &str = "netsvr_broker_published_total";
+/// Counter, label `broker`: cross-node messages received from other nodes and applied.
+pub const BROKER_RECEIVED_TOTAL: &str = "netsvr_broker_received_total";
+/// Counter, labels `broker` and `reason` (`full`, `duplicate`, `malformed`): cross-node
+/// messages dropped. `full` is the bounded outage buffer overflowing; `duplicate` is a
+/// re-published message a node had already applied.
+pub const BROKER_DROPPED_TOTAL: &str = "netsvr_broker_dropped_total";
+/// Histogram, label `broker`: seconds from publish on one node to receipt on another.
+pub const BROKER_LAG_SECONDS: &str = "netsvr_broker_lag_seconds";
+/// Gauge, label `broker`: messages waiting to be published (the outage buffer).
+pub const BROKER_BUFFERED: &str = "netsvr_broker_buffered";
+/// Gauge, label `broker`: 1 while the node is connected and subscribed, else 0.
+pub const BROKER_CONNECTED: &str = "netsvr_broker_connected";
+/// Counter, label `broker`: times the node (re)connected and resubscribed.
+pub const BROKER_CONNECTS_TOTAL: &str = "netsvr_broker_connects_total";
+/// Gauge: live nodes in the cluster (this one included), as of the last lease renewal.
+pub const CLUSTER_NODES: &str = "netsvr_cluster_nodes";
+/// Counter: dead nodes this node claimed (their lease ran out) and reported.
+pub const CLUSTER_NODES_REAPED_TOTAL: &str = "netsvr_cluster_nodes_reaped_total";
+/// Counter: connections of dead nodes this node reported closed (`node_lost`).
+pub const CLUSTER_CONNS_REAPED_TOTAL: &str = "netsvr_cluster_conns_reaped_total";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -78,6 +100,32 @@ pub fn describe() {
         SINK_DELIVERY_SECONDS,
         metrics::Unit::Seconds,
         "Time of one back-end delivery call."
+    );
+    describe_counter!(BROKER_PUBLISHED_TOTAL, "Cross-node messages published.");
+    describe_counter!(BROKER_RECEIVED_TOTAL, "Cross-node messages received.");
+    describe_counter!(
+        BROKER_DROPPED_TOTAL,
+        "Cross-node messages dropped, by reason."
+    );
+    describe_histogram!(
+        BROKER_LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "Publish on one node to receipt on another."
+    );
+    describe_gauge!(
+        BROKER_BUFFERED,
+        "Cross-node messages waiting to be published."
+    );
+    describe_gauge!(BROKER_CONNECTED, "1 while connected to the broker.");
+    describe_counter!(BROKER_CONNECTS_TOTAL, "Broker (re)connections.");
+    describe_gauge!(CLUSTER_NODES, "Live cluster nodes.");
+    describe_counter!(
+        CLUSTER_NODES_REAPED_TOTAL,
+        "Dead nodes claimed and reported."
+    );
+    describe_counter!(
+        CLUSTER_CONNS_REAPED_TOTAL,
+        "Connections of dead nodes reported closed."
     );
 }
 
@@ -113,7 +161,7 @@ pub(crate) enum Refusal {
 }
 
 /// Close reasons, in the order of [`CoreMetrics::closes`]'s handles.
-const CLOSE_REASONS: [CloseReason; 8] = [
+const CLOSE_REASONS: [CloseReason; 9] = [
     CloseReason::Client(0),
     CloseReason::Disconnected,
     CloseReason::Idle,
@@ -122,6 +170,7 @@ const CLOSE_REASONS: [CloseReason; 8] = [
     CloseReason::SlowConsumer,
     CloseReason::Shutdown,
     CloseReason::Io,
+    CloseReason::NodeLost,
 ];
 
 fn close_index(reason: CloseReason) -> usize {
@@ -134,6 +183,7 @@ fn close_index(reason: CloseReason) -> usize {
         CloseReason::SlowConsumer => 5,
         CloseReason::Shutdown => 6,
         CloseReason::Io => 7,
+        CloseReason::NodeLost => 8,
     }
 }
 
@@ -142,7 +192,7 @@ fn close_index(reason: CloseReason) -> usize {
 pub(crate) struct CoreMetrics {
     pub(crate) connections: Gauge,
     pub(crate) opens: Counter,
-    closes: [Counter; 8],
+    closes: [Counter; 9],
     refusals: [Counter; 10],
     pub(crate) messages_in: Counter,
     pub(crate) bytes_in: Counter,

@@ -42,11 +42,12 @@ impl PbEvent {
                 topics: info.topics.clone(),
                 data: payload.clone(),
             }),
-            EventKind::Close { .. } => Self::Close(pb::ConnClose {
+            EventKind::Close { reason } => Self::Close(pb::ConnClose {
                 uniq_id,
                 customer_id,
                 session: info.session.clone(),
                 topics: info.topics.clone(),
+                reason: reason.as_str().to_owned(),
             }),
         }
     }

@@ -284,6 +284,7 @@ async fn events_carry_every_field() {
             customer_id: "cust-1".into(),
             session: "sess-1".into(),
             topics: s(&["t1", "t2"]),
+            reason: "client".into(),
         }
     );
     guest.close(None).await.unwrap();
@@ -292,6 +293,7 @@ async fn events_carry_every_field() {
         close,
         pb::ConnClose {
             uniq_id: guest_open.uniq_id,
+            reason: "client".into(),
             ..Default::default()
         }
     );
@@ -624,6 +626,7 @@ async fn force_offline_and_by_customer() {
     let mut want = vec![
         pb::ConnClose {
             uniq_id: ida.clone(),
+            reason: "kicked".into(),
             ..Default::default()
         },
         pb::ConnClose {
@@ -631,14 +634,17 @@ async fn force_offline_and_by_customer() {
             customer_id: "k".into(),
             session: "sb".into(),
             topics: s(&["t"]),
+            reason: "kicked".into(),
         },
         pb::ConnClose {
             uniq_id: idc.clone(),
             customer_id: "k".into(),
+            reason: "kicked".into(),
             ..Default::default()
         },
         pb::ConnClose {
             uniq_id: idd.clone(),
+            reason: "kicked".into(),
             ..Default::default()
         },
     ];
@@ -680,6 +686,7 @@ async fn force_offline_guest_after_its_delay() {
         biz.close().await.1,
         pb::ConnClose {
             uniq_id: idg.clone(),
+            reason: "kicked".into(),
             ..Default::default()
         }
     );

@@ -432,6 +432,7 @@ async fn on_message_and_on_close_post_exact_bodies() {
         customer_id: "cust-1".into(),
         session: "sess-2".into(),
         topics: vec!["t3".into()],
+        reason: "client".into(),
     };
     assert_eq!(business.delivered::<pb::ConnClose>("/close"), [close]);
     let status = settled(&gateway, 3).await;

@@ -293,6 +293,7 @@ async fn list_holds_open_messages_and_close_in_order() {
             customer_id: "c7".into(),
             session: "s-1".into(),
             topics,
+            reason: "client".into(),
         }),
     ];
     assert_eq!(entries, expected);

@@ -593,6 +593,7 @@ fn to_business_samples() -> Vec<ToBusiness> {
             customer_id: s("c1"),
             session: s("session"),
             topics: strings(&["t1", "t2"]),
+            reason: s("node_lost"),
         }),
         ToBusiness::Transfer(pb::Transfer {
             uniq_id: s("u1"),

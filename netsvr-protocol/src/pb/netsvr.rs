@@ -35,6 +35,10 @@ pub struct ConnClose {
     pub session: ::prost::alloc::string::String,
     #[prost(string, repeated, tag = "4")]
     pub topics: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Extension (netsvr-rs): why the connection ended ("client", "idle", "kicked",
+    /// "node_lost", ...). Old SDKs skip the field.
+    #[prost(string, tag = "5")]
+    pub reason: ::prost::alloc::string::String,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Transfer {
