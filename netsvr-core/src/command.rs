@@ -1,4 +1,5 @@
-//! Applies netsvr commands and queries to the `Gateway` and builds the responses.
+//! Applies netsvr commands and queries to the `Gateway` and builds the responses (for the
+//! task port, and for commands and queries that arrive from other cluster nodes).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -6,7 +7,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use netsvr_protocol::{ToBusiness, ToGateway, pb};
 
-use super::meter::Meters;
 use crate::gateway::{Gateway, InfoDelete, InfoUpdate};
 use crate::id::UniqId;
 use crate::limit::Limits;
@@ -26,7 +26,12 @@ fn count(n: usize) -> i32 {
 
 /// Carries out one command. Returns the response for queries, `None` for commands.
 /// Register and Unregister are handled by the connection itself, not here.
-pub(crate) fn apply(gateway: &Gateway, meters: &Meters, message: ToGateway) -> Option<ToBusiness> {
+/// `metrics` answers netsvr's Metrics query (the worker ports' meters).
+pub(crate) fn apply(
+    gateway: &Gateway,
+    message: ToGateway,
+    metrics: impl FnOnce() -> pb::MetricsResp,
+) -> Option<ToBusiness> {
     use ToGateway as M;
     match message {
         M::ConnInfoUpdate(m) => {
@@ -134,11 +139,15 @@ pub(crate) fn apply(gateway: &Gateway, meters: &Meters, message: ToGateway) -> O
             gateway.force_offline_guests(ids(&m.uniq_ids), delay, farewell);
             None
         }
-        other => Some(query(gateway, meters, other)),
+        other => Some(query(gateway, other, metrics)),
     }
 }
 
-fn query(gateway: &Gateway, meters: &Meters, message: ToGateway) -> ToBusiness {
+fn query(
+    gateway: &Gateway,
+    message: ToGateway,
+    metrics: impl FnOnce() -> pb::MetricsResp,
+) -> ToBusiness {
     use ToBusiness as R;
     use ToGateway as M;
     match message {
@@ -262,7 +271,7 @@ fn query(gateway: &Gateway, meters: &Meters, message: ToGateway) -> ToBusiness {
                 })
                 .collect(),
         }),
-        M::Metrics => R::Metrics(meters.response()),
+        M::Metrics => R::Metrics(metrics()),
         M::Limit(m) => R::Limit(limit(gateway, &m)),
         // Register / Unregister never reach here; answer an empty limit so the business
         // gets a reply of the same id rather than a hang.

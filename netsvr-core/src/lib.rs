@@ -34,6 +34,10 @@ pub mod auth;
 #[cfg(feature = "http")]
 pub mod callbacks;
 pub mod close;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+#[cfg(any(feature = "worker", feature = "cluster"))]
+mod command;
 pub mod config;
 mod conn;
 pub mod event;
@@ -51,6 +55,8 @@ pub mod metrics;
     feature = "amqp"
 ))]
 pub mod pbevent;
+#[cfg(feature = "redis")]
+pub mod redis_broker;
 #[cfg(feature = "redis")]
 pub mod redis_queue;
 pub mod sink;

@@ -18,6 +18,9 @@ pub(crate) struct ConnState {
     pub(crate) info: Arc<ConnInfo>,
     /// Removed from the tables: no more changes.
     pub(crate) detached: bool,
+    /// Its close was already reported for it (by the node that claimed this one's lost
+    /// lease): the Close event is not emitted again.
+    pub(crate) close_reported: bool,
 }
 
 /// One client connection as the tables and fan-out see it.
@@ -37,6 +40,7 @@ impl Conn {
             state: Mutex::new(ConnState {
                 info: Arc::new(info),
                 detached: false,
+                close_reported: false,
             }),
             outbox: Outbox::default(),
             last_active: AtomicU64::new(now_ms),

@@ -56,6 +56,11 @@ pub struct GatewayBuilder {
     listener: Option<std::net::TcpListener>,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
+    #[cfg(feature = "cluster")]
+    broker: Option<(
+        Arc<dyn crate::cluster::Broker>,
+        crate::cluster::ClusterConfig,
+    )>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -84,6 +89,8 @@ impl GatewayBuilder {
             listener: None,
             #[cfg(feature = "tls")]
             tls: None,
+            #[cfg(feature = "cluster")]
+            broker: None,
         }
     }
 
@@ -155,11 +162,29 @@ impl GatewayBuilder {
         self
     }
 
+    /// Joins a cluster through `broker`: commands given to this node reach every node's
+    /// connections, and [`Gateway::cluster`] answers cluster-wide queries. Each node's
+    /// uniqId prefix (its [`GatewayBuilder::node_addr`], else the listen address) must be
+    /// unique in the cluster. See [`crate::cluster`].
+    #[cfg(feature = "cluster")]
+    pub fn broker(
+        mut self,
+        broker: Arc<dyn crate::cluster::Broker>,
+        config: crate::cluster::ClusterConfig,
+    ) -> Self {
+        self.broker = Some((broker, config));
+        self
+    }
+
     /// Validates the config, binds the listener, and returns the handle and the future that
     /// serves clients until [`Gateway::shutdown`] completes. Does not need a runtime; the
     /// future does.
     pub fn build(self) -> Result<(Gateway, Serve), BuildError> {
         self.config.validate()?;
+        #[cfg(feature = "cluster")]
+        if let Some((_, cluster)) = &self.broker {
+            cluster.validate()?;
+        }
         let listener = match self.listener {
             Some(l) => l,
             None => crate::transport::bind_listener(self.config.listen).map_err(|source| {
@@ -180,9 +205,20 @@ impl GatewayBuilder {
             DownstreamOpcode::Binary => OpCode::Binary,
             _ => OpCode::Text,
         };
+        let node_addr = self.config.effective_node_addr(local_addr);
+        #[cfg(feature = "cluster")]
+        let cluster = self.broker.map(|(broker, config)| {
+            let me = crate::cluster::NodeId::of(&UniqIdGenerator::new(node_addr).next(0));
+            Arc::new(crate::cluster::Outbound::new(
+                me,
+                local_addr.to_string(),
+                broker,
+                config,
+            ))
+        });
         let shared = Arc::new(Shared {
             tables: Tables::new(self.config.shards),
-            ids: UniqIdGenerator::new(self.config.effective_node_addr(local_addr)),
+            ids: UniqIdGenerator::new(node_addr),
             sink: self.sink,
             auth: self.auth,
             limiter: self.limiter,
@@ -198,12 +234,27 @@ impl GatewayBuilder {
             stopped: watch::channel(false).0,
             #[cfg(feature = "tls")]
             tls: self.tls.map(arc_swap::ArcSwap::new),
+            #[cfg(feature = "cluster")]
+            cluster,
             config: self.config,
         });
-        let serve = Serve {
-            inner: Box::pin(crate::transport::serve(shared.clone(), listener)),
+        let gateway = Gateway {
+            shared: shared.clone(),
+            node_only: false,
         };
-        Ok((Gateway { shared }, serve))
+        let clients = crate::transport::serve(shared, listener);
+        #[cfg(feature = "cluster")]
+        let clients = {
+            let cluster = crate::cluster::run(gateway.clone());
+            async move {
+                let (served, ()) = tokio::join!(clients, cluster);
+                served
+            }
+        };
+        let serve = Serve {
+            inner: Box::pin(clients),
+        };
+        Ok((gateway, serve))
     }
 }
 

@@ -13,6 +13,21 @@ use crate::event::{CloseReason, ConnInfo};
 use crate::id::UniqId;
 use crate::table::{index_add, index_members, index_remove};
 
+#[cfg(feature = "cluster")]
+use crate::cluster::{Opcode, copy, texts};
+#[cfg(feature = "cluster")]
+use netsvr_protocol::{ToGateway, pb};
+
+#[cfg(feature = "cluster")]
+fn strings<S: AsRef<str>>(items: &[S]) -> Vec<String> {
+    items.iter().map(|s| s.as_ref().to_owned()).collect()
+}
+
+#[cfg(feature = "cluster")]
+fn payload(data: Option<&[u8]>) -> Bytes {
+    data.map(copy).unwrap_or_default()
+}
+
 /// ConnInfoUpdate: each field given replaces the current value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -110,6 +125,10 @@ impl Shared {
             index_add(&self.tables.topics, topic, conn);
         }
         state.info = Arc::new(new);
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            cluster.put_conn(&conn.meta, &state.info);
+        }
         true
     }
 
@@ -175,6 +194,16 @@ impl Gateway {
         topics: &[S],
         data: Option<&[u8]>,
     ) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, Opcode::Default, || {
+            ToGateway::TopicSubscribe(pb::TopicSubscribe {
+                uniq_id: uniq_id.to_string(),
+                topics: strings(topics),
+                data: payload(data),
+            })
+        }) {
+            return taken;
+        }
         self.shared
             .change_and_push(uniq_id, data, |info| add_topics(info, topics))
     }
@@ -186,6 +215,16 @@ impl Gateway {
         topics: &[S],
         data: Option<&[u8]>,
     ) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, Opcode::Default, || {
+            ToGateway::TopicUnsubscribe(pb::TopicUnsubscribe {
+                uniq_id: uniq_id.to_string(),
+                topics: strings(topics),
+                data: payload(data),
+            })
+        }) {
+            return taken;
+        }
         self.shared
             .change_and_push(uniq_id, data, |info| remove_topics(info, topics))
     }
@@ -194,6 +233,13 @@ impl Gateway {
     /// once (however many of the topics it held). Returns the connections affected.
     pub fn delete_topics<S: AsRef<str>>(&self, topics: &[S], data: Option<&[u8]>) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        self.forward_all(Opcode::Default, || {
+            ToGateway::TopicDelete(pb::TopicDelete {
+                topics: strings(topics),
+                data: payload(data),
+            })
+        });
         let mut seen = std::collections::HashSet::<UniqId, ahash::RandomState>::default();
         let mut affected: Vec<Arc<Conn>> = Vec::new();
         for topic in topics {
@@ -210,8 +256,22 @@ impl Gateway {
         affected.len()
     }
 
-    /// ConnInfoUpdate. False when the connection is not here.
+    /// ConnInfoUpdate. False when the connection is not here. Through the cluster it
+    /// travels as netsvr's ConnInfoUpdate, where an empty customer or topic list means
+    /// "unchanged" (use [`Gateway::delete_info`] to clear them).
     pub fn update_info(&self, uniq_id: &UniqId, update: InfoUpdate) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, Opcode::Default, || {
+            ToGateway::ConnInfoUpdate(pb::ConnInfoUpdate {
+                uniq_id: uniq_id.to_string(),
+                new_session: update.session.clone().unwrap_or_default(),
+                new_customer_id: update.customer_id.clone().unwrap_or_default(),
+                new_topics: update.topics.clone().unwrap_or_default(),
+                data: update.data.clone().unwrap_or_default(),
+            })
+        }) {
+            return taken;
+        }
         let InfoUpdate {
             session,
             customer_id,
@@ -235,6 +295,18 @@ impl Gateway {
 
     /// ConnInfoDelete. False when the connection is not here.
     pub fn delete_info(&self, uniq_id: &UniqId, delete: InfoDelete) -> bool {
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, Opcode::Default, || {
+            ToGateway::ConnInfoDelete(pb::ConnInfoDelete {
+                uniq_id: uniq_id.to_string(),
+                del_session: delete.session,
+                del_customer_id: delete.customer_id,
+                del_topic: delete.topics,
+                data: delete.data.clone().unwrap_or_default(),
+            })
+        }) {
+            return taken;
+        }
         self.shared
             .change_and_push(uniq_id, delete.data.as_deref(), |info| {
                 if delete.session {
@@ -253,6 +325,15 @@ impl Gateway {
     /// Returns how many were found.
     pub fn force_offline(&self, uniq_ids: &[UniqId], data: Option<&[u8]>) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        let local = self.forward_ids(uniq_ids, |ids| {
+            ToGateway::ForceOffline(pb::ForceOffline {
+                uniq_ids: texts(ids),
+                data: payload(data),
+            })
+        });
+        #[cfg(feature = "cluster")]
+        let uniq_ids: &[UniqId] = &local;
         let conns: Vec<Arc<Conn>> = uniq_ids.iter().filter_map(|id| s.tables.get(id)).collect();
         s.kick(&conns, data)
     }
@@ -264,6 +345,13 @@ impl Gateway {
         data: Option<&[u8]>,
     ) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        self.forward_all(Opcode::Default, || {
+            ToGateway::ForceOfflineByCustomerId(pb::ForceOfflineByCustomerId {
+                customer_ids: strings(customer_ids),
+                data: payload(data),
+            })
+        });
         let mut conns = Vec::new();
         for customer in customer_ids {
             conns.extend(index_members(&s.tables.customers, customer.as_ref()));
@@ -279,6 +367,16 @@ impl Gateway {
         delay: Duration,
         data: Option<Bytes>,
     ) {
+        #[cfg(feature = "cluster")]
+        let uniq_ids = self
+            .forward_ids(&uniq_ids, |ids| {
+                ToGateway::ForceOfflineGuest(pb::ForceOfflineGuest {
+                    uniq_ids: texts(ids),
+                    delay: i32::try_from(delay.as_secs()).unwrap_or(i32::MAX),
+                    data: data.clone().unwrap_or_default(),
+                })
+            })
+            .into_owned();
         let gateway = self.clone();
         let run = move || {
             let s = &gateway.shared;

@@ -35,9 +35,15 @@ pub use stats::Stats;
 use stats::Counters;
 
 /// Handle to a running gateway. Clone it freely; every clone drives the same gateway.
+///
+/// With a cluster broker attached (feature `cluster`), its commands reach the connections
+/// of every node; [`Gateway::node_only`] gives a handle that acts on this node alone.
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) shared: Arc<Shared>,
+    /// Commands act on this node only, even with a broker attached.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) node_only: bool,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -75,6 +81,9 @@ pub(crate) struct Shared {
     /// The TLS configuration new connections get, when TLS is on.
     #[cfg(feature = "tls")]
     pub(crate) tls: Option<arc_swap::ArcSwap<rustls::ServerConfig>>,
+    /// The cluster link, when a broker is attached.
+    #[cfg(feature = "cluster")]
+    pub(crate) cluster: Option<Arc<crate::cluster::Outbound>>,
 }
 
 impl Shared {
@@ -184,6 +193,10 @@ impl Shared {
         for topic in &state.info.topics {
             index_add(&self.tables.topics, topic, conn);
         }
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            cluster.put_conn(&conn.meta, &state.info);
+        }
         drop(state);
         self.metrics.opens.increment(1);
         self.metrics.connections.increment(1.0);
@@ -207,11 +220,19 @@ impl Shared {
         for topic in &state.info.topics {
             index_remove(&self.tables.topics, topic, &id);
         }
+        #[cfg(feature = "cluster")]
+        if let Some(cluster) = &self.cluster {
+            cluster.remove_conn(&id);
+        }
         let info = state.info.clone();
+        let reported = state.close_reported;
         drop(state);
         self.metrics.connections.decrement(1.0);
         self.metrics.closed(reason);
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
+        if reported {
+            return; // another node already reported this close (its lease was lost)
+        }
         self.emit(Event::new(
             crate::event::ConnSnapshot {
                 meta: conn.meta.clone(),
@@ -231,7 +252,10 @@ pub struct WeakGateway {
 impl WeakGateway {
     /// The gateway, if it still exists.
     pub fn upgrade(&self) -> Option<Gateway> {
-        self.shared.upgrade().map(|shared| Gateway { shared })
+        self.shared.upgrade().map(|shared| Gateway {
+            shared,
+            node_only: false,
+        })
     }
 }
 
@@ -241,6 +265,25 @@ impl Gateway {
         WeakGateway {
             shared: Arc::downgrade(&self.shared),
         }
+    }
+
+    /// A handle whose commands act on this node's connections only, even with a cluster
+    /// broker attached (netsvr's own way: the business talks to every node itself).
+    pub fn node_only(&self) -> Gateway {
+        Gateway {
+            shared: self.shared.clone(),
+            node_only: true,
+        }
+    }
+
+    /// The cluster this node belongs to (cluster-wide queries, the live nodes), when a
+    /// broker is attached.
+    #[cfg(feature = "cluster")]
+    pub fn cluster(&self) -> Option<crate::cluster::Cluster> {
+        self.shared
+            .cluster
+            .as_ref()
+            .map(|_| crate::cluster::Cluster::new(self.clone()))
     }
 
     /// Starts building a gateway.

@@ -14,6 +14,11 @@ use crate::metrics::FanoutKind;
 use crate::table::{Members, Striped, index_members};
 use crate::wire::{self, OpCode};
 
+#[cfg(feature = "cluster")]
+use crate::cluster::{Opcode, copy, opcode, texts};
+#[cfg(feature = "cluster")]
+use netsvr_protocol::{ToGateway, pb};
+
 /// A bulk call's targets and payloads do not pair up: it must be one target with any number
 /// of payloads, or as many targets as payloads. Nothing was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -78,9 +83,19 @@ impl Shared {
 
 impl Gateway {
     /// Sends `data` to one connection. Returns whether it was queued (false when the
-    /// connection is unknown, closing, or its queue is full).
+    /// connection is unknown, closing, or its queue is full). With a cluster, a connection
+    /// of another node gets it through the broker: true means the broker took it.
     pub fn send(&self, uniq_id: &UniqId, data: impl AsRef<[u8]>) -> bool {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, Opcode::Default, || {
+            ToGateway::SingleCast(pb::SingleCast {
+                uniq_id: uniq_id.to_string(),
+                data: copy(data.as_ref()),
+            })
+        }) {
+            return taken;
+        }
         let Some(conn) = s.tables.get(uniq_id) else {
             return false;
         };
@@ -93,6 +108,15 @@ impl Gateway {
     /// downstream opcode (an echo keeps the client's opcode this way).
     pub fn send_as(&self, uniq_id: &UniqId, kind: MessageKind, data: impl AsRef<[u8]>) -> bool {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        if let Some(taken) = self.forward_owner(uniq_id, opcode(kind), || {
+            ToGateway::SingleCast(pb::SingleCast {
+                uniq_id: uniq_id.to_string(),
+                data: copy(data.as_ref()),
+            })
+        }) {
+            return taken;
+        }
         let Some(conn) = s.tables.get(uniq_id) else {
             return false;
         };
@@ -106,9 +130,19 @@ impl Gateway {
         self.multicast_customers(&[customer_id], data)
     }
 
-    /// Sends one payload to many connections (the frame is encoded once).
+    /// Sends one payload to many connections (the frame is encoded once). With a cluster,
+    /// other nodes' connections get it through the broker and are not counted here.
     pub fn multicast(&self, uniq_ids: &[UniqId], data: impl AsRef<[u8]>) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        let local = self.forward_ids(uniq_ids, |ids| {
+            ToGateway::Multicast(pb::Multicast {
+                uniq_ids: texts(ids),
+                data: copy(data.as_ref()),
+            })
+        });
+        #[cfg(feature = "cluster")]
+        let uniq_ids: &[UniqId] = &local;
         let started = Instant::now();
         let conns: Vec<Arc<Conn>> = uniq_ids.iter().filter_map(|id| s.tables.get(id)).collect();
         let n = s.enqueue_each(&conns, &s.frame(data.as_ref()));
@@ -116,13 +150,21 @@ impl Gateway {
         n
     }
 
-    /// Sends one payload to every connection of each customer.
+    /// Sends one payload to every connection of each customer. With a cluster, every other
+    /// node does the same for its connections (counted there).
     pub fn multicast_customers<S: AsRef<str>>(
         &self,
         customer_ids: &[S],
         data: impl AsRef<[u8]>,
     ) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        self.forward_all(Opcode::Default, || {
+            ToGateway::MulticastByCustomerId(pb::MulticastByCustomerId {
+                customer_ids: customer_ids.iter().map(|c| c.as_ref().to_owned()).collect(),
+                data: copy(data.as_ref()),
+            })
+        });
         let started = Instant::now();
         let conns = s.members_of_keys(&s.tables.customers, customer_ids);
         let n = s.enqueue_each(&conns, &s.frame(data.as_ref()));
@@ -134,6 +176,13 @@ impl Gateway {
     /// in netsvr.
     pub fn publish<S: AsRef<str>>(&self, topics: &[S], data: impl AsRef<[u8]>) -> usize {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        self.forward_all(Opcode::Default, || {
+            ToGateway::TopicPublish(pb::TopicPublish {
+                topics: topics.iter().map(|t| t.as_ref().to_owned()).collect(),
+                data: copy(data.as_ref()),
+            })
+        });
         let started = Instant::now();
         let conns = s.members_of_keys(&s.tables.topics, topics);
         let n = s.enqueue_each(&conns, &s.frame(data.as_ref()));
@@ -144,12 +193,24 @@ impl Gateway {
     /// Sends to every connection. Recipients are resolved shard by shard under a read lock;
     /// the lock is released before queuing.
     pub fn broadcast(&self, data: impl AsRef<[u8]>) -> usize {
+        #[cfg(feature = "cluster")]
+        self.forward_all(Opcode::Default, || {
+            ToGateway::Broadcast(pb::Broadcast {
+                data: copy(data.as_ref()),
+            })
+        });
         self.broadcast_frame(self.shared.frame(data.as_ref()))
     }
 
     /// As [`Gateway::broadcast`], as a text or binary frame whatever the configured
     /// downstream opcode.
     pub fn broadcast_as(&self, kind: MessageKind, data: impl AsRef<[u8]>) -> usize {
+        #[cfg(feature = "cluster")]
+        self.forward_all(opcode(kind), || {
+            ToGateway::Broadcast(pb::Broadcast {
+                data: copy(data.as_ref()),
+            })
+        });
         self.broadcast_frame(wire::encode_frame(opcode_of(kind), data.as_ref()))
     }
 
@@ -176,6 +237,27 @@ impl Gateway {
     ) -> Result<usize, BulkShapeError> {
         let s = &self.shared;
         let pairs = pairing(uniq_ids.len(), data.len()).map_err(|e| s.bulk_error(e))?;
+        #[cfg(feature = "cluster")]
+        match pairs {
+            Pairing::OneTarget => {
+                let owner = uniq_ids.first().and_then(|id| {
+                    self.forward_owner(id, Opcode::Default, || {
+                        ToGateway::SingleCastBulk(pb::SingleCastBulk {
+                            uniq_ids: texts(&uniq_ids[..1]),
+                            data: data.iter().map(|d| copy(d.as_ref())).collect(),
+                        })
+                    })
+                });
+                if let Some(taken) = owner {
+                    return Ok(if taken { data.len() } else { 0 });
+                }
+            }
+            Pairing::ByIndex => {
+                if let Some((ids, local)) = self.forward_pairs(uniq_ids, data) {
+                    return Ok(self.node_only().send_bulk(&ids, &local).unwrap_or(0));
+                }
+            }
+        }
         let n = match pairs {
             Pairing::OneTarget => {
                 let frames: Vec<Bytes> = data.iter().map(|d| s.frame(d.as_ref())).collect();
@@ -208,6 +290,15 @@ impl Gateway {
     ) -> Result<usize, BulkShapeError> {
         let s = &self.shared;
         let tables = &s.tables;
+        #[cfg(feature = "cluster")]
+        if pairing(customer_ids.len(), data.len()).is_ok() {
+            self.forward_all(Opcode::Default, || {
+                ToGateway::SingleCastBulkByCustomerId(pb::SingleCastBulkByCustomerId {
+                    customer_ids: customer_ids.iter().map(|c| c.as_ref().to_owned()).collect(),
+                    data: data.iter().map(|d| copy(d.as_ref())).collect(),
+                })
+            });
+        }
         self.bulk_by_key(&tables.customers, customer_ids, data, FanoutKind::Customer)
     }
 
@@ -219,6 +310,15 @@ impl Gateway {
         data: &[D],
     ) -> Result<usize, BulkShapeError> {
         let s = &self.shared;
+        #[cfg(feature = "cluster")]
+        if pairing(topics.len(), data.len()).is_ok() {
+            self.forward_all(Opcode::Default, || {
+                ToGateway::TopicPublishBulk(pb::TopicPublishBulk {
+                    topics: topics.iter().map(|t| t.as_ref().to_owned()).collect(),
+                    data: data.iter().map(|d| copy(d.as_ref())).collect(),
+                })
+            });
+        }
         self.bulk_by_key(&s.tables.topics, topics, data, FanoutKind::Topic)
     }
 

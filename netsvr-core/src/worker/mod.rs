@@ -18,7 +18,6 @@
 //! ```
 
 mod access;
-mod commands;
 mod config;
 mod dispatch;
 mod meter;

@@ -17,7 +17,6 @@ use tokio::sync::mpsc;
 
 use super::Ports;
 use super::access;
-use super::commands;
 use super::dispatch::{Business, Outgoing, Registry};
 use crate::metrics::{SINK_DELIVERED_TOTAL, SINK_FAILED_TOTAL};
 
@@ -192,7 +191,7 @@ async fn handle(
             ports.registry.unregister(business.id);
             reply(business, ToBusiness::Unregister(pb::UnRegisterResp {})).await
         }
-        other => match commands::apply(&ports.gateway, &ports.meters, other) {
+        other => match crate::command::apply(&ports.gateway, other, || ports.meters.response()) {
             Some(response) => reply(business, response).await,
             None => Ok(()),
         },
