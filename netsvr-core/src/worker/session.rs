@@ -191,10 +191,39 @@ async fn handle(
             ports.registry.unregister(business.id);
             reply(business, ToBusiness::Unregister(pb::UnRegisterResp {})).await
         }
-        other => match crate::command::apply(&ports.gateway, other, || ports.meters.response()) {
-            Some(response) => reply(business, response).await,
-            None => Ok(()),
-        },
+        other => {
+            #[cfg(feature = "cluster")]
+            if let Some(answer) = cluster_query(ports, &other).await {
+                return reply(business, answer).await;
+            }
+            match crate::command::apply(&ports.gateway, other, || ports.meters.response()) {
+                Some(response) => reply(business, response).await,
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// With a cluster (and a task port acting cluster-wide), a query is answered by every
+/// node and the answers merged; Metrics stays this node's. `None`: answer it here.
+#[cfg(feature = "cluster")]
+async fn cluster_query(ports: &Ports, message: &ToGateway) -> Option<ToBusiness> {
+    if !message.expects_response() || matches!(message, ToGateway::Metrics) {
+        return None;
+    }
+    ports.gateway.outbound()?;
+    let cluster = ports.gateway.cluster()?;
+    match cluster.query(message.clone()).await {
+        Ok(merged) => {
+            if !merged.missing.is_empty() {
+                tracing::warn!(missing = ?merged.missing, "cluster query answered without some nodes");
+            }
+            Some(merged.answer)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cluster query failed; answering from this node");
+            None
+        }
     }
 }
 
