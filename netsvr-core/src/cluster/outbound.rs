@@ -78,8 +78,10 @@ pub(crate) struct Outbound {
     /// Queries waiting for answers, by request id.
     pub(crate) pending: Mutex<HashMap<u64, ReplyTx>>,
     next_request: AtomicU64,
-    /// Messages waiting in the queue (for the gauge and for tests).
+    /// Messages waiting in the queue (for the gauge and [`super::Cluster::buffered`]).
     pub(crate) queued: AtomicU64,
+    /// Messages dropped because the queue was full ([`super::Cluster::dropped`]).
+    pub(crate) dropped: AtomicU64,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -112,6 +114,7 @@ impl Outbound {
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
             queued: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -126,14 +129,17 @@ impl Outbound {
 
     /// Queues one publication; a full buffer is counted, never hidden.
     fn push(&self, publication: Publication) -> bool {
+        // Counted before it can be taken, so the count never dips below zero.
+        let depth = self.queued.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
         match self.tx.try_send(publication) {
             Ok(()) => {
-                let depth = self.queued.fetch_add(1, Ordering::Relaxed) + 1;
                 self.metrics.buffered.set(depth as f64);
                 true
             }
             Err(_) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
                 self.metrics.dropped_full.increment(1);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
         }

@@ -84,6 +84,14 @@ impl Cluster {
         self.out().queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Messages dropped since start because the outage buffer was full (also counted as
+    /// `netsvr_broker_dropped_total{reason="full"}`).
+    pub fn dropped(&self) -> u64 {
+        self.out()
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Asks every live node `query` and returns each node's answer, this node's first
     /// (the per-node view).
     pub async fn per_node(&self, query: ToGateway) -> Result<Vec<NodeAnswer>, QueryError> {

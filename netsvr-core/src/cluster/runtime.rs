@@ -120,18 +120,21 @@ async fn drive(
     stopped: &mut watch::Receiver<bool>,
 ) -> End {
     let config = &out.config;
+    let since = unix_ms();
     let mut lease = match renew(out, &mut link).await {
         Ok(lease) => lease,
         Err(e) => return End::Broken(e),
     };
-    // After an outage, hold the backlog until every node known before has resubscribed
-    // (it renews its lease only once subscribed), or a lease time has passed.
+    // After an outage, hold the backlog until every node known before has renewed its lease
+    // since this link came up (a node renews only while subscribed, so it has resubscribed),
+    // or a lease time has passed (it is gone).
     let gate = Instant::now() + config.lease_ttl;
-    while !state
-        .known
-        .iter()
-        .all(|k| lease.nodes.iter().any(|n| n.id == *k))
-        && Instant::now() < gate
+    while !state.known.iter().all(|k| {
+        lease
+            .nodes
+            .iter()
+            .any(|n| n.id == *k && n.heartbeat_ms >= since)
+    }) && Instant::now() < gate
     {
         tokio::time::sleep(Duration::from_millis(100)).await;
         lease = match renew(out, &mut link).await {
