@@ -47,6 +47,8 @@ fn unknown_keys_are_named() {
             "redis.open.colour",
         ),
         ("[admin]\ntokn = \"t\"\n", "admin.tokn"),
+        ("[cluster]\nnodes = 3\n", "cluster.nodes"),
+        ("[cluster.redis]\nhost = \"h\"\n", "cluster.redis.host"),
         (
             "[log]\nlevel = \"info\"\nformat = \"text\"\nfile = \"x\"\n",
             "log.file",
@@ -139,6 +141,43 @@ fn bad_values_name_key_and_value() {
             "unknown level `verbose`",
         ),
         (
+            "[cluster]\nbroker = \"nats\"\n",
+            "cluster.broker",
+            "\"nats\"",
+            "unknown variant `nats`, expected `redis`",
+        ),
+        (
+            "[cluster]\ntask_port = \"everywhere\"\n",
+            "cluster.task_port",
+            "\"everywhere\"",
+            "unknown variant `everywhere`",
+        ),
+        (
+            "[cluster]\nheartbeat = \"4s\"\n",
+            "cluster.heartbeat",
+            "\"4s\"",
+            "at most half of lease_ttl",
+        ),
+        (
+            "[cluster]\nlease_ttl = \"soon\"\n",
+            "cluster.lease_ttl",
+            "\"soon\"",
+            "not a duration",
+        ),
+        ("[cluster]\ninbox = 0\n", "cluster.inbox", "0", "at least 1"),
+        (
+            "[cluster.redis]\nurl = \"http://127.0.0.1\"\n",
+            "cluster.redis.url",
+            "\"http://127.0.0.1\"",
+            "must start with redis://",
+        ),
+        (
+            "[cluster.redis]\nprefix = \"a b\"\n",
+            "cluster.redis.prefix",
+            "\"a b\"",
+            "no whitespace",
+        ),
+        (
             "[admin]\nlisten = \"0.0.0.0:6065\"\n",
             "admin.token",
             "\"\"",
@@ -155,6 +194,7 @@ fn bad_values_name_key_and_value() {
     // A disabled sink is not validated; an enabled one is.
     assert!(parse("[redis]\nenabled = false\nurl = \"http://x\"\n").is_ok());
     assert!(parse("[worker]\nenabled = false\nread_timeout = \"1ms\"\n").is_ok());
+    assert!(parse("[cluster]\nenabled = false\nheartbeat = \"9s\"\n").is_ok());
     let err =
         parse_err("[gateway]\nnode_addr = \"10.0.0.1:1\"\n[worker]\nadvertise = \"10.0.0.2:2\"\n");
     assert_eq!(err.key.as_deref(), Some("gateway.node_addr"), "{err}");
@@ -255,7 +295,8 @@ fn the_printed_config_hides_secrets() {
         "secrets.toml",
         "[admin]\ntoken = \"hunter2\"\n[redis]\nurl = \"redis://user:redispw@127.0.0.1:6379/0\"\n\
          [http]\non_message_url = \"http://127.0.0.1:9/cb?token=httppw\"\n\
-         [worker]\nsecret = \"workerpw-workerpw\"\n",
+         [worker]\nsecret = \"workerpw-workerpw\"\n\
+         [cluster.redis]\nurl = \"redis://:clusterpw@127.0.0.1:6379\"\n",
     );
     let c = Config::load_with(
         Some(&path),
@@ -263,12 +304,20 @@ fn the_printed_config_hides_secrets() {
     )
     .unwrap();
     let text = c.to_toml();
-    for secret in ["hunter2", "redispw", "amqppw", "httppw", "workerpw"] {
+    for secret in [
+        "hunter2",
+        "redispw",
+        "amqppw",
+        "httppw",
+        "workerpw",
+        "clusterpw",
+    ] {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
     assert!(text.contains("token = \"***\""), "{text}");
     assert!(text.contains("redis://user:***@127.0.0.1:6379/0"), "{text}");
     assert!(text.contains("amqp://bob:***@127.0.0.1:5672/%2f"), "{text}");
+    assert!(text.contains("redis://:***@127.0.0.1:6379"), "{text}");
     // The default AMQP password too.
     assert!(!full().to_toml().contains("guest:guest"));
     // An empty token stays visibly empty.

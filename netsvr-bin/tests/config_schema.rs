@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use netsvr_bin::config::{
-    AmqpSection, Config, ConfigFileError, GatewaySection, HttpSection, LimitsSection, LogFormat,
-    LogSection, RedisSection, TlsSection, WorkerSection,
+    AmqpSection, BrokerKind, ClusterSection, Config, ConfigFileError, GatewaySection, HttpSection,
+    LimitsSection, LogFormat, LogSection, RedisSection, TaskPortScope, TlsSection, WorkerSection,
 };
 
 const EXAMPLE: &str = include_str!("../../netsvr.example.toml");
@@ -30,6 +30,7 @@ fn full() -> Config {
     c.redis = Some(RedisSection::default());
     c.amqp = Some(AmqpSection::default());
     c.tls = Some(TlsSection::default());
+    c.cluster = Some(ClusterSection::default());
     c
 }
 
@@ -62,6 +63,15 @@ fn the_example_parses_to_the_defaults() {
         },
         AmqpSection::default()
     );
+    let cluster = c.cluster.unwrap();
+    assert!(!cluster.enabled);
+    assert_eq!(
+        ClusterSection {
+            enabled: true,
+            ..cluster
+        },
+        ClusterSection::default()
+    );
 }
 
 #[test]
@@ -85,11 +95,21 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(c.log.level, "info");
     assert_eq!(c.log.format, LogFormat::Text);
     assert!(c.http.is_none() && c.redis.is_none() && c.amqp.is_none() && c.tls.is_none());
+    assert!(c.cluster.is_none());
+    let cluster = ClusterSection::default();
+    assert_eq!(cluster.broker, BrokerKind::Redis);
+    assert_eq!(cluster.task_port, TaskPortScope::Cluster);
+    assert_eq!(cluster.lease_ttl, Duration::from_secs(6));
+    assert_eq!(cluster.heartbeat, Duration::from_secs(2));
+    assert_eq!(cluster.query_timeout, Duration::from_secs(2));
+    assert_eq!(cluster.redis.url, "redis://127.0.0.1:6379");
+    assert_eq!(cluster.redis.prefix, "netsvr:cluster");
     assert_eq!(parse("").unwrap(), c);
     assert_eq!(c.validate(), Ok(()));
     // A present queue section is on by default.
     assert!(parse("[redis]\n").unwrap().redis.unwrap().enabled);
     assert!(parse("[amqp]\n").unwrap().amqp.unwrap().enabled);
+    assert!(parse("[cluster]\n").unwrap().cluster.unwrap().enabled);
 }
 
 /// Every `section.key` of the full configuration is documented in its section of the example.
@@ -146,6 +166,8 @@ fn the_effective_config_round_trips() {
 fn sections_cover_every_core_field() {
     use netsvr_core::amqp_queue::{AmqpConfig, QueueBinding};
     use netsvr_core::callbacks::CallbackConfig;
+    use netsvr_core::cluster::ClusterConfig;
+    use netsvr_core::redis_broker::RedisBrokerConfig;
     use netsvr_core::redis_queue::{RedisConfig, Target};
     use netsvr_core::worker::WorkerConfig;
     use netsvr_core::{GatewayConfig, Limits};
@@ -181,10 +203,18 @@ fn sections_cover_every_core_field() {
     check("redis.message", serde_fields::<Target>());
     check("amqp", serde_fields::<AmqpConfig>());
     check("amqp.queue", serde_fields::<QueueBinding>());
+    check("cluster", serde_fields::<ClusterConfig>());
+    check("cluster.redis", serde_fields::<RedisBrokerConfig>());
     // And the conversions keep every value.
     assert_eq!(RedisSection::default().to_core(), RedisConfig::default());
     assert_eq!(AmqpSection::default().to_core(), AmqpConfig::default());
     assert_eq!(HttpSection::default().to_core(), CallbackConfig::default());
+    assert_eq!(
+        ClusterSection::default().to_core(),
+        ClusterConfig::default()
+    );
+    let redis_broker = ClusterSection::default().redis.to_core();
+    assert_eq!(redis_broker, RedisBrokerConfig::default());
 }
 
 /// Field names of a `#[derive(Debug)]` struct, from its pretty output.

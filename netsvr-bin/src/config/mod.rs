@@ -1,10 +1,11 @@
 //! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]`, `[tls]`,
-//! `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`, `[admin]`, `[log]`), every key
-//! optional with netsvr's defaults, unknown keys refused, durations as humantime strings
-//! (`"10s"`, `"250ms"`). Environment variables override the usual deployment keys (see
-//! [`ENV_OVERRIDES`]). Every error names its origin, key, value and reason
+//! `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`, `[cluster]`, `[admin]`, `[log]`),
+//! every key optional with netsvr's defaults, unknown keys refused, durations as humantime
+//! strings (`"10s"`, `"250ms"`). Environment variables override the usual deployment keys
+//! (see [`ENV_OVERRIDES`]). Every error names its origin, key, value and reason
 //! ([`ConfigFileError`]). `netsvr.example.toml` at the repository root documents every key.
 
+mod cluster;
 mod connectors;
 mod error;
 mod sections;
@@ -16,6 +17,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::admin::AdminConfig;
+pub use cluster::{BrokerKind, ClusterRedisSection, ClusterSection, TaskPortScope};
 pub use connectors::{
     AmqpSection, ExchangeType, HttpSection, KeyType, QueueSection, RedisSection, TargetSection,
 };
@@ -48,6 +50,9 @@ pub struct Config {
     /// AMQP queue sink; absent: off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amqp: Option<AmqpSection>,
+    /// Scale-out through a shared broker; absent: a single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSection>,
     /// The admin HTTP port.
     #[serde(serialize_with = "serialize_admin")]
     pub admin: AdminConfig,
@@ -200,6 +205,9 @@ impl Config {
             amqp.to_core()
                 .validate()
                 .map_err(|e| (scoped("amqp", e.key), e.reason))?;
+        }
+        if let Some(cluster) = self.cluster.as_ref().filter(|c| c.enabled) {
+            cluster.validate()?;
         }
         self.admin
             .validate()
