@@ -9,6 +9,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use netsvr_core::amqp_queue::AmqpSink;
 use netsvr_core::callbacks::Callbacks;
+use netsvr_core::redis_broker::RedisBroker;
 use netsvr_core::redis_queue::RedisSink;
 use netsvr_core::worker::{WorkerError, WorkerPorts};
 use netsvr_core::{
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
-use crate::config::Config;
+use crate::config::{BrokerKind, ClusterSection, Config, TaskPortScope, redact_url};
 use crate::logging::LogHandle;
 
 /// Why the gateway could not start.
@@ -152,7 +153,7 @@ where
 /// Builds everything `config` describes, binds every port and starts serving.
 ///
 /// Order: Prometheus recorder, limiter, worker ports, sinks (worker, Redis, AMQP, HTTP) in one
-/// fan-out, the HTTP authenticator, the gateway, the admin port. Port 0 binds any free port;
+/// fan-out, the HTTP authenticator, the cluster broker, the gateway, the admin port. Port 0 binds any free port;
 /// the real addresses are in the returned [`Running`].
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = prometheus();
@@ -209,7 +210,18 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(ports) = &ports {
         builder = builder.node_addr(ports.node_addr());
     }
+    let cluster = config.cluster.as_ref().filter(|c| c.enabled);
+    if let Some(cluster) = cluster {
+        let broker = match cluster.broker {
+            BrokerKind::Redis => RedisBroker::new(&cluster.redis.to_core()),
+        };
+        let broker = broker.map_err(StartError::Connector)?;
+        builder = builder.broker(Arc::new(broker), cluster.to_core());
+    }
     let (gateway, serve) = builder.build()?;
+    if let Some(section) = cluster {
+        log_cluster(&gateway, section);
+    }
 
     let admin_listener = admin::bind(&config.admin).map_err(|source| StartError::Admin {
         addr: config.admin.listen,
@@ -229,7 +241,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let failed_tx = Arc::new(failed_tx);
     let mut tasks = vec![supervise("websocket", &gateway, &failed_tx, serve)];
     if let Some(ports) = ports {
-        let business = ports.serve(gateway.clone());
+        // A cluster-wide task port routes commands and merges queries across the nodes; a
+        // node-scoped one acts on this node only (the SDK talks to every node).
+        let handle = match cluster.map(|c| c.task_port) {
+            Some(TaskPortScope::Node) => gateway.node_only(),
+            Some(TaskPortScope::Cluster) | None => gateway.clone(),
+        };
+        let business = ports.serve(handle);
         tasks.push(supervise("worker", &gateway, &failed_tx, business));
     }
     let state = AdminState::new(gateway.clone(), prometheus.clone(), config.admin.token());
@@ -338,6 +356,7 @@ impl Running {
             ("http", old.http != new.http),
             ("redis", old.redis != new.redis),
             ("amqp", old.amqp != new.amqp),
+            ("cluster", old.cluster != new.cluster),
             ("admin", old.admin != new.admin),
             ("log.format", old.log.format != new.log.format),
         ];
@@ -372,6 +391,23 @@ impl Running {
         }
         result
     }
+}
+
+/// Says which node this is and where it meets the others.
+fn log_cluster(gateway: &Gateway, section: &ClusterSection) {
+    let node = gateway
+        .cluster()
+        .map_or_else(|| "none".to_owned(), |c| c.node_id().to_string());
+    tracing::info!(
+        node = %node,
+        broker = section.broker.as_str(),
+        url = %redact_url(&section.redis.url),
+        prefix = %section.redis.prefix,
+        task_port = section.task_port.as_str(),
+        lease_ttl = ?section.lease_ttl,
+        heartbeat = ?section.heartbeat,
+        "joining the cluster"
+    );
 }
 
 fn unreachable_run_error() -> RunError {
