@@ -22,7 +22,7 @@ async fn a_redis_restart_loses_nothing_within_the_buffer() {
     slow.retry_min = Duration::from_millis(1500);
     slow.retry_max = Duration::from_millis(1500);
     let url = redis.url();
-    let mut nodes = vec![
+    let mut nodes = [
         ClusterNode::start(&url, "netsvr-test:restart", slow).await,
         ClusterNode::start(&url, "netsvr-test:restart", quick).await,
     ];
