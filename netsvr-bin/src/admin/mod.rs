@@ -21,6 +21,7 @@
 //! | `/metrics` (Prometheus text format; besides the gateway's metrics, the gauge [`TOKIO_ALIVE_TASKS`]) | GET | required: metrics reveal traffic; Prometheus sends it with `authorization: { credentials: … }` |
 //! | `/` (status page) | GET | required; `?token=` is accepted here so a browser can open it |
 //! | `/api/v1/status`, `/api/v1/connections`, `/api/v1/connections/{uniqId}`, `/api/v1/topics` | GET | required |
+//! | `/api/v1/cluster/nodes`, `/api/v1/cluster/connections` (404 without a cluster) | GET | required |
 //! | `/api/v1/{send,send_to_customers,broadcast,publish,subscribe,unsubscribe,kick}` | POST, `Content-Type: application/json` | required |
 //!
 //! The token (`Authorization: Bearer <token>`, compared in constant time) is checked before
@@ -32,8 +33,25 @@
 //! Listings take `offset` (default 0) and `limit` (default 100, at most [`MAX_LIMIT`]) and
 //! answer `{"total", "offset", "limit", "connections"|"topics": […]}`, ordered by uniqId or
 //! topic name; `/api/v1/connections` also filters by `customer_id` and `topic`. A
-//! connection is `{"uniq_id", "remote_addr", "customer_id", "session", "topics",
+//! connection is `{"uniq_id", "node", "remote_addr", "customer_id", "session", "topics",
 //! "raw_query", "x_forwarded_for", "x_real_ip"}`; a topic is `{"topic", "connections"}`.
+//!
+//! # Cluster
+//!
+//! When the node belongs to a cluster (`[cluster]`), the listings and
+//! `/api/v1/connections/{uniqId}` answer for every node unless `scope=node` is given
+//! (`scope=cluster` is the default; without a cluster both answer for this node). Each
+//! listing says which it answered with `"scope"`. Connections held by other nodes show
+//! `null` for the handshake facts (`remote_addr`, `raw_query`, `x_forwarded_for`,
+//! `x_real_ip`). A node that does not answer within `cluster.query_timeout` makes a
+//! cluster-wide read answer 503 `{"error", "missing": [node ids]}`.
+//! `/api/v1/cluster/nodes` lists the live nodes `{"node", "nodes": [{"id", "addr",
+//! "started_ms", "heartbeat_ms", "local"}]}`; `/api/v1/cluster/connections` answers
+//! `{"node", "connections", "customers", "topics", "complete", "missing", "nodes":
+//! [{"node", "connections"}]}` (per-node counts; `null` for a node that did not answer).
+//! Commands need nothing special: the `Gateway` handle routes them to the nodes holding the
+//! connections. Their `delivered` and `kicked` figures then count this node's connections
+//! only; the other nodes' get the command through the broker, uncounted here.
 //!
 //! Commands take `data` as UTF-8 text, or standard base64 with `"encoding": "base64"`, and
 //! reject unknown fields: `send {uniq_ids, data}` / `send_to_customers {customer_ids, data}`
@@ -48,6 +66,7 @@
 //! beyond) read within 10 s, and a connection lives at most 5 minutes (keep-alive clients
 //! simply reconnect).
 
+mod cluster;
 mod commands;
 mod config;
 mod http;

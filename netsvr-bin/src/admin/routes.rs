@@ -13,7 +13,7 @@ use super::http::{
     Resp, bearer, constant_time_eq, error, is_json, method_not_allowed, query_pairs, read_body,
     respond, unauthorized,
 };
-use super::{commands, page, status};
+use super::{cluster, commands, page, status};
 
 /// The Prometheus text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -43,6 +43,8 @@ enum Route<'a> {
     Connections,
     Connection(&'a str),
     Topics,
+    ClusterNodes,
+    ClusterConnections,
     Command,
 }
 
@@ -53,6 +55,8 @@ fn route(path: &str) -> Option<Route<'_>> {
         "/api/v1/status" => Route::Status,
         "/api/v1/connections" => Route::Connections,
         "/api/v1/topics" => Route::Topics,
+        "/api/v1/cluster/nodes" => Route::ClusterNodes,
+        "/api/v1/cluster/connections" => Route::ClusterConnections,
         p if commands::PATHS.contains(&p) => Route::Command,
         p => match p.strip_prefix("/api/v1/connections/") {
             Some(id) if !id.is_empty() && !id.contains('/') => Route::Connection(id),
@@ -108,9 +112,11 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
             )
         }
         Route::Status => status::status(state),
-        Route::Connections => status::connections(state, query),
-        Route::Connection(id) => status::connection(state, id),
-        Route::Topics => status::topics(state, query),
+        Route::Connections => status::connections(state, query).await,
+        Route::Connection(id) => status::connection(state, id, query).await,
+        Route::Topics => status::topics(state, query).await,
+        Route::ClusterNodes => cluster::nodes(state),
+        Route::ClusterConnections => cluster::summary(state).await,
         Route::Command => error(StatusCode::INTERNAL_SERVER_ERROR, "unrouted command"),
     }
 }
@@ -129,6 +135,15 @@ mod tests {
             Some(Route::Connections)
         ));
         assert!(matches!(route("/api/v1/topics"), Some(Route::Topics)));
+        assert!(matches!(
+            route("/api/v1/cluster/nodes"),
+            Some(Route::ClusterNodes)
+        ));
+        assert!(matches!(
+            route("/api/v1/cluster/connections"),
+            Some(Route::ClusterConnections)
+        ));
+        assert!(route("/api/v1/cluster").is_none());
         assert!(matches!(route("/api/v1/kick"), Some(Route::Command)));
         assert!(matches!(route("/api/v1/broadcast"), Some(Route::Command)));
         assert!(matches!(

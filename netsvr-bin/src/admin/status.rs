@@ -1,5 +1,6 @@
 //! The read side of the admin API: readiness, the status document, connection and topic
-//! listings. Everything is read through the `Gateway` handle.
+//! listings. Everything is read through the `Gateway` handle; with a cluster, the listings
+//! answer for the whole cluster unless `scope=node` is given (see [`super::cluster`]).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
@@ -105,14 +106,16 @@ pub(crate) fn status(state: &AdminState) -> Resp {
         },
         "sinks": sinks,
         "limits": limits,
+        "cluster": super::cluster::status(gw),
     });
     json(StatusCode::OK, &body)
 }
 
 /// A connection as the API shows it.
-fn conn_json(d: &ConnDetails) -> Value {
+pub(super) fn conn_json(d: &ConnDetails) -> Value {
     json!({
         "uniq_id": d.meta.uniq_id.to_string(),
+        "node": d.meta.uniq_id.node_prefix(),
         "remote_addr": d.meta.remote_addr.to_string(),
         "customer_id": d.info.customer_id,
         "session": d.info.session,
@@ -123,17 +126,49 @@ fn conn_json(d: &ConnDetails) -> Value {
     })
 }
 
+/// Which connections a read answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// This node's connections only.
+    Node,
+    /// Every node's (the default with a cluster; without one, the node is the cluster).
+    Cluster,
+}
+
 /// The query parameters of a listing.
 #[derive(Debug, Default)]
-struct ListQuery {
-    customer_id: Option<String>,
-    topic: Option<String>,
-    offset: usize,
-    limit: usize,
+pub(super) struct ListQuery {
+    pub(super) customer_id: Option<String>,
+    pub(super) topic: Option<String>,
+    pub(super) offset: usize,
+    pub(super) limit: usize,
+    pub(super) scope: Option<Scope>,
+}
+
+fn parse_scope(value: &str) -> Result<Scope, String> {
+    match value {
+        "node" => Ok(Scope::Node),
+        "cluster" => Ok(Scope::Cluster),
+        _ => Err("`scope` must be `node` or `cluster`".to_owned()),
+    }
+}
+
+/// The `scope` of a read that takes no other parameter.
+pub(super) fn parse_scope_query(query: Option<&str>) -> Result<Option<Scope>, String> {
+    let pairs = query_pairs(query).ok_or_else(|| "malformed query string".to_owned())?;
+    let mut scope = None;
+    for (key, value) in pairs {
+        match key.as_str() {
+            "scope" => scope = Some(parse_scope(&value)?),
+            "token" => {}
+            _ => return Err(format!("unknown query parameter `{key}`")),
+        }
+    }
+    Ok(scope)
 }
 
 /// The listing's parameters; the error says what is wrong with them.
-fn parse_list_query(query: Option<&str>, filters: bool) -> Result<ListQuery, String> {
+pub(super) fn parse_list_query(query: Option<&str>, filters: bool) -> Result<ListQuery, String> {
     let pairs = query_pairs(query).ok_or_else(|| "malformed query string".to_owned())?;
     let mut q = ListQuery {
         limit: DEFAULT_LIMIT,
@@ -150,6 +185,7 @@ fn parse_list_query(query: Option<&str>, filters: bool) -> Result<ListQuery, Str
             "limit" => q.limit = number()?,
             "customer_id" if filters => q.customer_id = Some(value),
             "topic" if filters => q.topic = Some(value),
+            "scope" => q.scope = Some(parse_scope(&value)?),
             "token" => {} // the status page's own token parameter
             _ => return Err(format!("unknown query parameter `{key}`")),
         }
@@ -161,19 +197,22 @@ fn parse_list_query(query: Option<&str>, filters: bool) -> Result<ListQuery, Str
 }
 
 /// The `offset..offset+limit` window of `items`.
-fn page<T>(items: &[T], offset: usize, limit: usize) -> &[T] {
+pub(super) fn page<T>(items: &[T], offset: usize, limit: usize) -> &[T] {
     let start = offset.min(items.len());
     let end = start.saturating_add(limit).min(items.len());
     &items[start..end]
 }
 
 /// `/api/v1/connections`: filtered by customer and/or topic, ordered by uniqId, paginated.
-pub(crate) fn connections(state: &AdminState, query: Option<&str>) -> Resp {
+pub(crate) async fn connections(state: &AdminState, query: Option<&str>) -> Resp {
     let q = match parse_list_query(query, true) {
         Ok(q) => q,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let gw = &state.gateway;
+    if let Some(cluster) = super::cluster::scoped(gw, q.scope) {
+        return super::cluster::connections(gw, &cluster, &q).await;
+    }
     let mut ids = match (&q.customer_id, &q.topic) {
         (Some(customer), None) => gw.customer_uniq_ids(customer),
         (None, Some(topic)) => gw.topic_members(topic),
@@ -194,16 +233,24 @@ pub(crate) fn connections(state: &AdminState, query: Option<&str>) -> Resp {
         .map(|d| conn_json(&d))
         .collect();
     let body = json!({
-        "total": ids.len(), "offset": q.offset, "limit": q.limit, "connections": items,
+        "scope": "node", "total": ids.len(), "offset": q.offset, "limit": q.limit,
+        "connections": items,
     });
     json(StatusCode::OK, &body)
 }
 
 /// `/api/v1/connections/{uniqId}`: one connection, or 404.
-pub(crate) fn connection(state: &AdminState, id: &str) -> Resp {
+pub(crate) async fn connection(state: &AdminState, id: &str, query: Option<&str>) -> Resp {
+    let scope = match parse_scope_query(query) {
+        Ok(scope) => scope,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
+    };
     let Ok(id) = id.parse::<UniqId>() else {
         return error(StatusCode::BAD_REQUEST, "a uniqId is 28 hex characters");
     };
+    if let Some(cluster) = super::cluster::scoped(&state.gateway, scope) {
+        return super::cluster::connection(&state.gateway, &cluster, &id).await;
+    }
     match state.gateway.conn_info(&id) {
         Some(d) => json(StatusCode::OK, &conn_json(&d)),
         None => error(
@@ -214,12 +261,15 @@ pub(crate) fn connection(state: &AdminState, id: &str) -> Resp {
 }
 
 /// `/api/v1/topics`: topics ordered by name, paginated, with their member counts.
-pub(crate) fn topics(state: &AdminState, query: Option<&str>) -> Resp {
+pub(crate) async fn topics(state: &AdminState, query: Option<&str>) -> Resp {
     let q = match parse_list_query(query, false) {
         Ok(q) => q,
         Err(reason) => return error(StatusCode::BAD_REQUEST, reason),
     };
     let gw = &state.gateway;
+    if let Some(cluster) = super::cluster::scoped(gw, q.scope) {
+        return super::cluster::topics(&cluster, &q).await;
+    }
     let mut names = gw.topics();
     names.sort_unstable();
     let items: Vec<Value> = page(&names, q.offset, q.limit)
@@ -227,7 +277,8 @@ pub(crate) fn topics(state: &AdminState, query: Option<&str>) -> Resp {
         .map(|t| json!({ "topic": t, "connections": gw.topic_member_count(t) }))
         .collect();
     let body = json!({
-        "total": names.len(), "offset": q.offset, "limit": q.limit, "topics": items,
+        "scope": "node", "total": names.len(), "offset": q.offset, "limit": q.limit,
+        "topics": items,
     });
     json(StatusCode::OK, &body)
 }
@@ -259,5 +310,14 @@ mod tests {
         assert!(parse_list_query(Some("offset=x"), true).is_err());
         assert!(parse_list_query(Some("bogus=1"), true).is_err());
         assert!(parse_list_query(Some("topic=t"), false).is_err());
+        let q = parse_list_query(Some("scope=node"), false).unwrap();
+        assert_eq!(q.scope, Some(Scope::Node));
+        assert!(parse_list_query(Some("scope=all"), false).is_err());
+        assert_eq!(parse_scope_query(None), Ok(None));
+        assert_eq!(
+            parse_scope_query(Some("scope=cluster")),
+            Ok(Some(Scope::Cluster))
+        );
+        assert!(parse_scope_query(Some("limit=1")).is_err());
     }
 }
