@@ -35,6 +35,8 @@ pub struct Server {
     pub admin: SocketAddr,
     /// The worker port, when enabled.
     pub worker: Option<SocketAddr>,
+    /// The task port, when enabled.
+    pub task: Option<SocketAddr>,
 }
 
 impl Drop for Server {
@@ -88,10 +90,12 @@ impl Server {
         };
         let addr = |name: &str| fields[name].as_str().unwrap().parse().unwrap();
         let worker = fields["worker"].as_str().and_then(|w| w.parse().ok());
+        let task = fields["task"].as_str().and_then(|t| t.parse().ok());
         Self {
             ws: addr("websocket"),
             admin: addr("admin"),
             worker,
+            task,
             child,
             log,
             lines,
