@@ -153,8 +153,8 @@ where
 /// Builds everything `config` describes, binds every port and starts serving.
 ///
 /// Order: Prometheus recorder, limiter, worker ports, sinks (worker, Redis, AMQP, HTTP) in one
-/// fan-out, the HTTP authenticator, the cluster broker, the gateway, the admin port. Port 0 binds any free port;
-/// the real addresses are in the returned [`Running`].
+/// fan-out, the HTTP authenticator, the cluster broker, the gateway, the admin port. Port 0
+/// binds any free port; the real addresses are in the returned [`Running`].
 pub async fn start(config: Config) -> Result<Running, StartError> {
     let prometheus = prometheus();
     let tls = match config.tls.as_ref().filter(|t| t.enabled()) {
