@@ -408,6 +408,15 @@ fn log_cluster(gateway: &Gateway, section: &ClusterSection) {
         heartbeat = ?section.heartbeat,
         "joining the cluster"
     );
+    let addr = crate::admin::node_addr(gateway);
+    if addr.ip().is_loopback() {
+        tracing::warn!(
+            node = %node,
+            addr = %addr,
+            "the node id names a loopback address: a node on another host with the same port \
+             would have the same id; set worker.advertise to an address of this host"
+        );
+    }
 }
 
 fn unreachable_run_error() -> RunError {
