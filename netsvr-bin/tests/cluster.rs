@@ -2,7 +2,8 @@
 //! under its own key prefix, with a 1.5 s lease): commands given to one node reach a client
 //! on another exactly once, broadcasts reach every node once, the admin API answers for the
 //! cluster or the node, a SIGKILLed node's connections are reported closed (`node_lost`)
-//! exactly once by the survivors, and `--check-config` names bad `[cluster]` keys.
+//! exactly once by the survivors (and a drained node's not at all), and `--check-config`
+//! names bad `[cluster]` keys.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 mod common;
@@ -253,6 +254,37 @@ async fn a_killed_nodes_connections_are_reported_closed_exactly_once() {
         ToBusiness::UniqIdCount(r) => assert_eq!(r.count, 0),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_drained_node_is_not_reported_lost() {
+    if !redis_up().await {
+        return;
+    }
+    let prefix = Prefix::new("drained");
+    let mut nodes = start_nodes(&prefix, &["", ""]).await;
+    let mut business_a = Business::worker(nodes[0].worker.unwrap()).await;
+    let mut business_b = Business::worker(nodes[1].worker.unwrap()).await;
+    let (_ws, a_id) = client(&nodes[0]).await;
+    match business_a.next(Duration::from_secs(5)).await {
+        Some(ToBusiness::ConnOpen(open)) => assert_eq!(open.uniq_id, a_id),
+        other => panic!("{other:?}"),
+    }
+    tokio::time::sleep(HEARTBEAT).await;
+    nodes[0].signal("TERM");
+    let (status, log) = nodes[0].exited(Duration::from_secs(10)).await;
+    assert!(status.success(), "{log}");
+    // A reported its own close; B reports nothing, even after A's lease would have run out.
+    match business_a.next(Duration::from_secs(1)).await {
+        Some(ToBusiness::ConnClose(close)) => {
+            assert_eq!(close.uniq_id, a_id);
+            assert_ne!(close.reason, "node_lost", "{close:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let quiet = business_b.next(LEASE_TTL + HEARTBEAT * 4).await;
+    assert!(quiet.is_none(), "{quiet:?}");
+    wait_for_nodes(&nodes[1], 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
