@@ -325,7 +325,7 @@ const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
 
 impl LogSection {
     /// Checks `level`: every comma-separated directive is a level name or `target=level`
-    /// (a bare word would silently mean "everything from target <word>").
+    /// (a bare word would silently mean "everything from target `<word>`").
     pub fn check_level(level: &str) -> Result<(), String> {
         if level.trim().is_empty() {
             return Err("must not be empty".into());
