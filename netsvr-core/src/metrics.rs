@@ -68,6 +68,9 @@ pub const CLUSTER_NODES: &str = "netsvr_cluster_nodes";
 pub const CLUSTER_NODES_REAPED_TOTAL: &str = "netsvr_cluster_nodes_reaped_total";
 /// Counter: connections of dead nodes this node reported closed (`node_lost`).
 pub const CLUSTER_CONNS_REAPED_TOTAL: &str = "netsvr_cluster_conns_reaped_total";
+/// Counter: lease renewals that found another live node using this node's id (a
+/// misconfiguration: two nodes advertise the same address and port).
+pub const CLUSTER_DUPLICATE_ID_TOTAL: &str = "netsvr_cluster_duplicate_id_total";
 
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
@@ -126,6 +129,10 @@ pub fn describe() {
     describe_counter!(
         CLUSTER_CONNS_REAPED_TOTAL,
         "Connections of dead nodes reported closed."
+    );
+    describe_counter!(
+        CLUSTER_DUPLICATE_ID_TOTAL,
+        "Renewals that found another live node with this node's id."
     );
 }
 

@@ -95,6 +95,9 @@ pub struct Lease {
     pub claimed: bool,
     /// Nodes whose lease has run out and that nobody has claimed yet.
     pub expired: Vec<NodeRecord>,
+    /// The incarnation the lease record held before this renewal, if there was one. Another
+    /// incarnation on a renewal after the first means a second live node uses this node's id.
+    pub previous_incarnation: Option<u64>,
 }
 
 impl Lease {
@@ -110,7 +113,14 @@ impl Lease {
             existed,
             claimed,
             expired,
+            previous_incarnation: None,
         }
+    }
+
+    /// Sets [`Lease::previous_incarnation`].
+    pub fn with_previous_incarnation(mut self, incarnation: Option<u64>) -> Self {
+        self.previous_incarnation = incarnation;
+        self
     }
 }
 

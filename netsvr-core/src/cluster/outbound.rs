@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -36,6 +36,7 @@ pub(crate) struct BrokerMetrics {
     pub(crate) nodes: Gauge,
     pub(crate) nodes_reaped: Counter,
     pub(crate) conns_reaped: Counter,
+    pub(crate) duplicate_id: Counter,
 }
 
 impl BrokerMetrics {
@@ -54,6 +55,7 @@ impl BrokerMetrics {
             nodes: gauge!(names::CLUSTER_NODES),
             nodes_reaped: counter!(names::CLUSTER_NODES_REAPED_TOTAL),
             conns_reaped: counter!(names::CLUSTER_CONNS_REAPED_TOTAL),
+            duplicate_id: counter!(names::CLUSTER_DUPLICATE_ID_TOTAL),
         }
     }
 }
@@ -82,6 +84,8 @@ pub(crate) struct Outbound {
     pub(crate) queued: AtomicU64,
     /// Messages dropped because the queue was full ([`super::Cluster::dropped`]).
     pub(crate) dropped: AtomicU64,
+    /// The runtime holds a live, subscribed link ([`super::Cluster::is_connected`]).
+    pub(crate) connected: AtomicBool,
 }
 
 impl std::fmt::Debug for Outbound {
@@ -115,6 +119,7 @@ impl Outbound {
             next_request: AtomicU64::new(1),
             queued: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
         }
     }
 
@@ -230,6 +235,12 @@ impl Outbound {
     /// Forgets the engine's copy of a connection.
     pub(crate) fn remove_conn(&self, uniq_id: &UniqId) -> bool {
         self.push(Publication::Remove(uniq_id.to_string()))
+    }
+
+    /// Records whether the runtime holds a live link (metric and accessor).
+    pub(crate) fn set_connected(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+        self.metrics.connected.set(if up { 1.0 } else { 0.0 });
     }
 
     /// Records that the runtime took `n` publications off the queue.

@@ -84,6 +84,14 @@ impl Cluster {
         self.out().queued.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Whether this node is connected to the broker and subscribed. While it is not, the
+    /// live-node list is the last one known and cross-node messages wait in the buffer.
+    pub fn is_connected(&self) -> bool {
+        self.out()
+            .connected
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Messages dropped since start because the outage buffer was full (also counted as
     /// `netsvr_broker_dropped_total{reason="full"}`).
     pub fn dropped(&self) -> u64 {

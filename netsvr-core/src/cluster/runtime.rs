@@ -87,7 +87,7 @@ pub(crate) async fn run(gateway: Gateway) {
         };
         backoff = config.retry_min;
         out.metrics.connects.increment(1);
-        out.metrics.connected.set(1.0);
+        out.set_connected(true);
         tracing::info!(broker = out.broker.name(), node = %out.id(), "cluster broker connected");
         let applier = gateway.node_only();
         inbox_task = Some(tokio::spawn(apply_inbox(
@@ -97,7 +97,7 @@ pub(crate) async fn run(gateway: Gateway) {
             std::mem::take(&mut seen),
         )));
         let end = drive(&gateway, &out, link, &mut rx, &mut state, &mut stopped).await;
-        out.metrics.connected.set(0.0);
+        out.set_connected(false);
         match end {
             End::Stop(link) => {
                 leave(&out, link, &mut rx, &mut state).await;
@@ -235,6 +235,17 @@ async fn on_lease(
     } else if !lease.existed && state.registered {
         tracing::warn!(node = %out.id(), "the engine lost this node's lease; copying its connections again");
         resync(gateway, out, link).await?;
+    }
+    if state.registered
+        && lease
+            .previous_incarnation
+            .is_some_and(|other| other != out.me.incarnation)
+    {
+        tracing::error!(
+            node = %out.id(),
+            "another live node uses this node id (the same advertised address and port): uniqId routing and node-lost reports cannot work; give each node its own address"
+        );
+        out.metrics.duplicate_id.increment(1);
     }
     state.registered = true;
     let now = unix_ms();

@@ -35,9 +35,11 @@ use crate::cluster::{Broker, BrokerError, BrokerLink, Lease, NodeId, NodeRecord,
 use crate::config::ConfigError;
 
 /// Renews a lease. KEYS: nodes, info, claimed marker of this node. ARGV: id, expiry, record,
-/// now, incarnation. Returns {existed, claimed, live records, expired records}.
+/// now, incarnation. Returns {existed, claimed, live records, expired records, the record
+/// before this renewal or false}.
 const RENEW: &str = r"
 local existed = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local previous = redis.call('HGET', KEYS[2], ARGV[1])
 local claimed = 0
 local marker = redis.call('GET', KEYS[3])
 if marker and marker == ARGV[5] then
@@ -53,7 +55,7 @@ if #live > 0 then l = redis.call('HMGET', KEYS[2], unpack(live)) end
 if #expired > 0 then e = redis.call('HMGET', KEYS[2], unpack(expired)) end
 local ex = 0
 if existed then ex = 1 end
-return {ex, claimed, l, e}
+return {ex, claimed, l, e, previous}
 ";
 
 /// Claims a node whose lease has ended. KEYS: nodes, info, the node's conns, its claimed
@@ -267,15 +269,20 @@ impl BrokerLink for RedisLink {
         let Value::Array(parts) = reply else {
             return Err(BrokerError::Protocol(format!("renew answered {reply:?}")));
         };
-        let [existed, claimed, live, expired] = parts.as_slice() else {
+        let [existed, claimed, live, expired, rest @ ..] = parts.as_slice() else {
             return Err(BrokerError::Protocol("renew answered a short array".into()));
         };
+        let previous = rest
+            .first()
+            .and_then(|v| records(&Value::Array(vec![v.clone()])).pop())
+            .map(|r| r.incarnation);
         Ok(Lease::new(
             records(live),
             records(expired),
             flag(existed),
             flag(claimed),
-        ))
+        )
+        .with_previous_incarnation(previous))
     }
 
     async fn claim(

@@ -11,6 +11,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod identity;
 mod outage;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,21 @@ fn fresh_prefix(test: &str) -> String {
         std::process::id(),
         rand::random::<u32>()
     )
+}
+
+/// Deletes every key under `prefix` (leases of nodes that never left, connection copies).
+pub async fn clean(url: &str, prefix: &str) {
+    let Some(mut conn) = try_connect(url).await else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
 }
 
 /// The machine's Redis is up, or the test must not run (after [`unavailable`]).
@@ -246,6 +262,7 @@ async fn commands_given_to_one_node_reach_every_node_once_and_in_order() {
     println!(
         "cross-node deliveries: {cross} in {elapsed:?} (debug build, sequential sends; not a benchmark)"
     );
+    clean(SHARED_URL, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -350,6 +367,7 @@ async fn queries_merge_across_nodes() {
         ToBusiness::ConnInfoByCustomerId(r) => assert_eq!(r.items["cust"].items.len(), 2),
         other => panic!("{other:?}"),
     }
+    clean(SHARED_URL, &prefix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,4 +449,5 @@ async fn a_lost_node_is_reported_closed_once_by_one_survivor() {
     for node in &nodes[1..] {
         assert_eq!(node.live_nodes(), 2);
     }
+    clean(SHARED_URL, &prefix).await;
 }
