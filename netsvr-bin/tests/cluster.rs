@@ -62,6 +62,7 @@ async fn commands_from_any_node_reach_a_client_exactly_once() {
             "the cluster id is the uniqId prefix"
         );
         assert_eq!(status["cluster"]["nodes"], 3, "{status}");
+        assert_eq!(status["cluster"]["connected"], true, "{status}");
         let local: Vec<_> = list.iter().filter(|n| n["local"] == true).collect();
         assert_eq!(local.len(), 1, "{body}");
         assert_eq!(local[0]["id"], body["node"]);

@@ -31,7 +31,9 @@ pub(super) fn status(gateway: &Gateway) -> Value {
         Some(c) => json!({
             "node": c.node_id().to_string(),
             "nodes": c.nodes().len(),
+            "connected": c.is_connected(),
             "buffered": c.buffered(),
+            "dropped": c.dropped(),
         }),
         None => Value::Null,
     }
