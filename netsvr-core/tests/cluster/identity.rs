@@ -10,8 +10,9 @@ use netsvr_core::Gateway;
 use netsvr_core::metrics::CLUSTER_DUPLICATE_ID_TOTAL;
 use netsvr_core::redis_broker::{RedisBroker, RedisBrokerConfig};
 
+use super::cluster_support::fast_cluster;
 use super::common::test_config;
-use super::{SHARED_URL, clean, fast_cluster, fresh_prefix, shared_redis_up};
+use super::{SHARED_URL, clean, fresh_prefix, shared_redis_up};
 
 fn counters(snapshotter: &Snapshotter) -> HashMap<String, u64> {
     snapshotter

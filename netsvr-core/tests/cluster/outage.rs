@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::cluster_support::{ClusterNode, cluster_of, fast_cluster};
 use super::common::business::Business;
 use super::common::services::PrivateRedis;
 use super::common::{assert_silent, expect_text, recv_text};
-use super::{ClusterNode, cluster_of, fast_cluster};
 use netsvr_protocol::{ToGateway, pb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,8 +23,8 @@ async fn a_redis_restart_loses_nothing_within_the_buffer() {
     slow.retry_max = Duration::from_millis(1500);
     let url = redis.url();
     let mut nodes = [
-        ClusterNode::start(&url, "netsvr-test:restart", slow).await,
-        ClusterNode::start(&url, "netsvr-test:restart", quick).await,
+        ClusterNode::start(super::redis(&url, "netsvr-test:restart"), slow).await,
+        ClusterNode::start(super::redis(&url, "netsvr-test:restart"), quick).await,
     ];
     super::common::eventually("both nodes see each other", || {
         nodes.iter().all(|n| n.live_nodes() == 2)
@@ -94,7 +94,8 @@ async fn overflow_past_the_buffer_is_counted_and_the_rest_delivered() {
     };
     let mut config = fast_cluster();
     config.buffer = 100;
-    let mut nodes = cluster_of(2, &redis.url(), "netsvr-test:overflow", config).await;
+    let url = redis.url();
+    let mut nodes = cluster_of(2, || super::redis(&url, "netsvr-test:overflow"), config).await;
     let (mut a1, ida) = nodes[0].client().await;
     let c = nodes[1].gateway.clone();
     let cluster = c.cluster().unwrap();
