@@ -48,6 +48,8 @@ mod gateway;
 mod id;
 pub mod limit;
 pub mod metrics;
+#[cfg(feature = "nats")]
+pub mod nats_broker;
 #[cfg(any(
     feature = "worker",
     feature = "http",
