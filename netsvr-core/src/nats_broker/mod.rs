@@ -48,6 +48,7 @@
 
 mod config;
 mod registry;
+mod store;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -65,16 +66,13 @@ pub use config::NatsBrokerConfig;
 use crate::cluster::{Broker, BrokerError, BrokerLink, Lease, NodeId, NodeRecord, Publication};
 use crate::config::ConfigError;
 use registry::Registry;
+use store::connection;
 
 /// Time allowed to connect, and to each JetStream request or acknowledgement.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often the client pings the server to find a dead connection.
 const PING_INTERVAL: Duration = Duration::from_secs(5);
-
-fn connection(e: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Connection(e.to_string())
-}
 
 fn lost() -> BrokerError {
     BrokerError::Connection("NATS connection lost".into())
@@ -176,7 +174,7 @@ impl Broker for NatsBroker {
             .subscribe(sync_subject.clone())
             .await
             .map_err(connection)?;
-        let js = registry::context(client.clone(), OPERATION_TIMEOUT);
+        let js = store::context(client.clone(), OPERATION_TIMEOUT);
         // JetStream requests are answered after the server has read the subscriptions sent
         // before them on this connection: once the buckets are open, the node is subscribed.
         let registry = Registry::open(&js, &self.names).await?;
