@@ -38,10 +38,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = parse_args()?;
     let builder = Gateway::builder().authenticator(TokenAuth);
     run("custom_auth", &args, builder, |gateway, event| {
-        if let EventKind::Message { payload, .. } = &event.kind {
-            if let Some(customer) = &event.conn.info.customer_id {
-                gateway.send_to_customer(customer, payload);
-            }
+        if let EventKind::Message { payload, .. } = &event.kind
+            && let Some(customer) = &event.conn.info.customer_id
+        {
+            gateway.send_to_customer(customer, payload);
         }
     })
     .await

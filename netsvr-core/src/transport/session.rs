@@ -262,12 +262,12 @@ impl<'a> Session<'a> {
     fn ingest(&mut self, fresh: &[u8]) -> Option<End> {
         if self.inbound.is_empty() {
             let (used, end) = self.decode_from(fresh);
-            if end.is_none() {
-                if let Some(rest) = fresh.get(used..).filter(|r| !r.is_empty()) {
-                    let ahead = self.need.min(RESERVE_AHEAD);
-                    self.inbound.reserve_exact(ahead.max(rest.len()));
-                    self.inbound.extend_from_slice(rest);
-                }
+            if end.is_none()
+                && let Some(rest) = fresh.get(used..).filter(|r| !r.is_empty())
+            {
+                let ahead = self.need.min(RESERVE_AHEAD);
+                self.inbound.reserve_exact(ahead.max(rest.len()));
+                self.inbound.extend_from_slice(rest);
             }
             return end;
         }

@@ -225,7 +225,7 @@ impl Consumer {
                     taken += 1;
                     if auto_ack {
                         // The broker acknowledged on delivery.
-                    } else if taken % ACK_EVERY == 0 {
+                    } else if taken.is_multiple_of(ACK_EVERY) {
                         ack_upto(&delivery.acker).await?;
                         unacked = None;
                     } else {
