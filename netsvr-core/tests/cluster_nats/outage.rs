@@ -6,10 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::cluster_support::{ClusterNode, cluster_of, fast_cluster};
 use super::common::business::Business;
 use super::common::{assert_silent, expect_text, recv_text};
 use super::server::PrivateNats;
-use super::{ClusterNode, cluster_of, fast_cluster};
 use netsvr_protocol::{ToGateway, pb};
 use tokio::sync::oneshot;
 
@@ -27,8 +27,8 @@ async fn a_nats_restart_loses_nothing_within_the_buffer() {
     slow.retry_max = Duration::from_millis(1500);
     let url = nats.url();
     let mut nodes = [
-        ClusterNode::start(&url, "netsvr_test_restart", slow).await,
-        ClusterNode::start(&url, "netsvr_test_restart", quick).await,
+        ClusterNode::start(super::nats(&url, "netsvr_test_restart"), slow).await,
+        ClusterNode::start(super::nats(&url, "netsvr_test_restart"), quick).await,
     ];
     super::common::eventually("both nodes see each other", || {
         nodes.iter().all(|n| n.live_nodes() == 2)
@@ -120,7 +120,8 @@ async fn overflow_past_the_buffer_is_counted_and_the_rest_delivered() {
     };
     let mut config = fast_cluster();
     config.buffer = 100;
-    let mut nodes = cluster_of(2, &nats.url(), "netsvr_test_overflow", config).await;
+    let url = nats.url();
+    let mut nodes = cluster_of(2, || super::nats(&url, "netsvr_test_overflow"), config).await;
     let (mut a1, ida) = nodes[0].client().await;
     let c = nodes[1].gateway.clone();
     let cluster = c.cluster().unwrap();

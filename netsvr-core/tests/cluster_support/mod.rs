@@ -334,7 +334,7 @@ pub async fn lost_node_reported_once(nodes: &mut [ClusterNode]) {
         nodes[0].gateway.customer_ids().len() == 3
     })
     .await;
-    // The copies reach Redis on A's next publish round; give it a moment.
+    // The copies reach the engine on A's next publish round; give it a moment.
     tokio::time::sleep(Duration::from_millis(300)).await;
     nodes[0].crash();
     let crashed = Instant::now();
