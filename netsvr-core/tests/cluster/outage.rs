@@ -1,125 +1,42 @@
-//! The broker's engine goes away: a private redis-server is killed and restarted while a
-//! business streams commands to another node's client.
+//! The Redis engine goes away: a private redis-server is killed with SIGKILL and restarted
+//! on the same port.
 
-use std::time::{Duration, Instant};
-
-use super::cluster_support::{ClusterNode, cluster_of, fast_cluster};
-use super::common::business::Business;
+use super::cluster_support::outage::{Engine, overflow_counted, restart_loses_nothing};
 use super::common::services::PrivateRedis;
-use super::common::{assert_silent, expect_text, recv_text};
-use netsvr_protocol::{ToGateway, pb};
+
+/// A wrapper: the trait is the tests' own, `PrivateRedis` lives in the shared test support.
+struct Redis(PrivateRedis);
+
+impl Engine for Redis {
+    fn url(&self) -> String {
+        self.0.url()
+    }
+    fn kill(&mut self) {
+        self.0.kill();
+    }
+    async fn restart(&mut self) {
+        self.0.restart().await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_restart_loses_nothing_within_the_buffer() {
-    let Some(mut redis) = PrivateRedis::start("cluster-restart").await else {
+    let Some(redis) = PrivateRedis::start("cluster-restart").await else {
         return;
     };
-    // A comes back slowly (its reconnect back-off is long), C quickly: C must hold its
-    // backlog until A has resubscribed, or A would miss what C publishes meanwhile.
-    let mut quick = fast_cluster();
-    quick.lease_ttl = Duration::from_secs(6);
-    let mut slow = quick.clone();
-    slow.retry_min = Duration::from_millis(1500);
-    slow.retry_max = Duration::from_millis(1500);
-    let url = redis.url();
-    let mut nodes = [
-        ClusterNode::start(super::redis(&url, "netsvr-test:restart"), slow).await,
-        ClusterNode::start(super::redis(&url, "netsvr-test:restart"), quick).await,
-    ];
-    super::common::eventually("both nodes see each other", || {
-        nodes.iter().all(|n| n.live_nodes() == 2)
+    restart_loses_nothing(&mut Redis(redis), |url| {
+        super::redis(url, "netsvr-test:restart")
     })
     .await;
-    let (mut a1, ida) = nodes[0].client().await;
-    let (mut c1, idc) = nodes[1].client().await;
-    let c = nodes[1].gateway.clone();
-    let cluster = c.cluster().unwrap();
-
-    const N: usize = 1200;
-    let task = nodes[1].task;
-    let sender = tokio::spawn(async move {
-        let mut business = Business::connect(task).await;
-        for i in 0..N {
-            business
-                .send(ToGateway::SingleCast(pb::SingleCast {
-                    uniq_id: ida.to_string(),
-                    data: format!("n{i}").into(),
-                }))
-                .await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    let reader = tokio::spawn(async move {
-        let mut got = Vec::with_capacity(N);
-        for _ in 0..N {
-            got.push(recv_text(&mut a1).await);
-        }
-        (got, a1)
-    });
-
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    redis.kill();
-    let down = Instant::now();
-    // Local delivery goes on without the engine.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(c.send(&idc, "local while down"));
-    expect_text(&mut c1, "local while down").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let held = cluster.buffered();
-    assert!(
-        held > 0,
-        "commands for A wait in C's buffer while Redis is down"
-    );
-    redis.restart().await;
-    println!(
-        "redis down for {:?}; {held} cross-node messages held",
-        down.elapsed()
-    );
-
-    sender.await.unwrap();
-    let (got, mut a1) = tokio::time::timeout(Duration::from_secs(30), reader)
-        .await
-        .expect("every command arrives")
-        .unwrap();
-    let want: Vec<String> = (0..N).map(|i| format!("n{i}")).collect();
-    assert_eq!(got, want, "all, in order, once");
-    assert_silent(&mut a1, Duration::from_millis(300)).await;
-    assert_eq!(cluster.dropped(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overflow_past_the_buffer_is_counted_and_the_rest_delivered() {
-    let Some(mut redis) = PrivateRedis::start("cluster-overflow").await else {
+    let Some(redis) = PrivateRedis::start("cluster-overflow").await else {
         return;
     };
-    let mut config = fast_cluster();
-    config.buffer = 100;
-    let url = redis.url();
-    let mut nodes = cluster_of(2, || super::redis(&url, "netsvr-test:overflow"), config).await;
-    let (mut a1, ida) = nodes[0].client().await;
-    let c = nodes[1].gateway.clone();
-    let cluster = c.cluster().unwrap();
-
-    redis.kill();
-    // Wait until C notices (its link breaks) so that nothing is in flight.
-    super::common::eventually("C holds nothing in flight", || cluster.buffered() == 0).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut taken = 0;
-    for i in 0..150 {
-        if c.send(&ida, format!("x{i}")) {
-            taken += 1;
-        }
-    }
-    // Some of the buffer may be used by other messages (connection copies, replies).
-    let dropped = cluster.dropped();
-    assert_eq!(taken + dropped as usize, 150);
-    assert!(dropped >= 50, "{dropped} dropped");
-    redis.restart().await;
-    let want: Vec<String> = (0..taken).map(|i| format!("x{i}")).collect();
-    let mut got = Vec::new();
-    for _ in 0..taken {
-        got.push(recv_text(&mut a1).await);
-    }
-    assert_eq!(got, want, "the buffered ones, in order");
-    assert_silent(&mut a1, Duration::from_millis(300)).await;
+    overflow_counted(&mut Redis(redis), |url| {
+        super::redis(url, "netsvr-test:overflow")
+    })
+    .await;
 }

@@ -1,116 +1,27 @@
-//! The broker's engine goes away: a private nats-server (JetStream storage in a temporary
-//! directory) is killed with SIGKILL and restarted on the same port while a business
-//! streams commands to another node's client.
+//! The NATS engine goes away: a private nats-server (JetStream storage in a temporary
+//! directory) is killed with SIGKILL and restarted on the same port.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
-
-use super::cluster_support::{ClusterNode, cluster_of, fast_cluster};
-use super::common::business::Business;
-use super::common::{assert_silent, expect_text, recv_text};
+use super::cluster_support::outage::{Engine, overflow_counted, restart_loses_nothing};
 use super::server::PrivateNats;
-use netsvr_protocol::{ToGateway, pb};
-use tokio::sync::oneshot;
+
+impl Engine for PrivateNats {
+    fn url(&self) -> String {
+        PrivateNats::url(self)
+    }
+    fn kill(&mut self) {
+        PrivateNats::kill(self);
+    }
+    async fn restart(&mut self) {
+        PrivateNats::restart(self).await;
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_restart_loses_nothing_within_the_buffer() {
     let Some(mut nats) = PrivateNats::start("cluster-restart").await else {
         return;
     };
-    // A comes back slowly (its reconnect back-off is long), C quickly: C must hold its
-    // backlog until A has resubscribed, or A would miss what C publishes meanwhile.
-    let mut quick = fast_cluster();
-    quick.lease_ttl = Duration::from_secs(6);
-    let mut slow = quick.clone();
-    slow.retry_min = Duration::from_millis(1500);
-    slow.retry_max = Duration::from_millis(1500);
-    let url = nats.url();
-    let mut nodes = [
-        ClusterNode::start(super::nats(&url, "netsvr_test_restart"), slow).await,
-        ClusterNode::start(super::nats(&url, "netsvr_test_restart"), quick).await,
-    ];
-    super::common::eventually("both nodes see each other", || {
-        nodes.iter().all(|n| n.live_nodes() == 2)
-    })
-    .await;
-    let (mut a1, ida) = nodes[0].client().await;
-    let (mut c1, idc) = nodes[1].client().await;
-    let c = nodes[1].gateway.clone();
-    let cluster = c.cluster().unwrap();
-
-    const N: usize = 1200;
-    // The kill falls between two commands, once A has everything sent before it: what the
-    // server has accepted but not yet written to A's socket when it dies is lost (core NATS
-    // is at most once, see the broker's docs). What is sent while NATS is down or coming
-    // back must all arrive.
-    const KILL_AT: usize = 150;
-    let (reached_tx, reached) = oneshot::channel();
-    let (resume, resume_rx) = oneshot::channel::<()>();
-    let task = nodes[1].task;
-    let sender = tokio::spawn(async move {
-        let mut business = Business::connect(task).await;
-        let mut pause = Some((reached_tx, resume_rx));
-        for i in 0..N {
-            if i == KILL_AT
-                && let Some((reached, resume)) = pause.take()
-            {
-                let _ = reached.send(());
-                let _ = resume.await;
-            }
-            business
-                .send(ToGateway::SingleCast(pb::SingleCast {
-                    uniq_id: ida.to_string(),
-                    data: format!("n{i}").into(),
-                }))
-                .await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    });
-    let received = Arc::new(AtomicUsize::new(0));
-    let count = received.clone();
-    let reader = tokio::spawn(async move {
-        let mut got = Vec::with_capacity(N);
-        for _ in 0..N {
-            got.push(recv_text(&mut a1).await);
-            count.store(got.len(), Ordering::SeqCst);
-        }
-        (got, a1)
-    });
-
-    reached.await.unwrap();
-    super::common::eventually("A has what was sent before the kill", || {
-        received.load(Ordering::SeqCst) == KILL_AT
-    })
-    .await;
-    nats.kill();
-    let down = Instant::now();
-    resume.send(()).unwrap();
-    // Local delivery goes on without the engine.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(c.send(&idc, "local while down"));
-    expect_text(&mut c1, "local while down").await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let held = cluster.buffered();
-    assert!(
-        held > 0,
-        "commands for A wait in C's buffer while NATS is down"
-    );
-    nats.restart().await;
-    println!(
-        "nats down for {:?}; {held} cross-node messages held",
-        down.elapsed()
-    );
-
-    sender.await.unwrap();
-    let (got, mut a1) = tokio::time::timeout(Duration::from_secs(30), reader)
-        .await
-        .expect("every command arrives")
-        .unwrap();
-    let want: Vec<String> = (0..N).map(|i| format!("n{i}")).collect();
-    assert_eq!(got, want, "all, in order, once");
-    assert_silent(&mut a1, Duration::from_millis(300)).await;
-    assert_eq!(cluster.dropped(), 0);
+    restart_loses_nothing(&mut nats, |url| super::nats(url, "netsvr_test_restart")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,34 +29,5 @@ async fn overflow_past_the_buffer_is_counted_and_the_rest_delivered() {
     let Some(mut nats) = PrivateNats::start("cluster-overflow").await else {
         return;
     };
-    let mut config = fast_cluster();
-    config.buffer = 100;
-    let url = nats.url();
-    let mut nodes = cluster_of(2, || super::nats(&url, "netsvr_test_overflow"), config).await;
-    let (mut a1, ida) = nodes[0].client().await;
-    let c = nodes[1].gateway.clone();
-    let cluster = c.cluster().unwrap();
-
-    nats.kill();
-    // Wait until C notices (its link breaks) so that nothing is in flight.
-    super::common::eventually("C holds nothing in flight", || cluster.buffered() == 0).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let mut taken = 0;
-    for i in 0..150 {
-        if c.send(&ida, format!("x{i}")) {
-            taken += 1;
-        }
-    }
-    // Some of the buffer may be used by other messages (connection copies, replies).
-    let dropped = cluster.dropped();
-    assert_eq!(taken + dropped as usize, 150);
-    assert!(dropped >= 50, "{dropped} dropped");
-    nats.restart().await;
-    let want: Vec<String> = (0..taken).map(|i| format!("x{i}")).collect();
-    let mut got = Vec::new();
-    for _ in 0..taken {
-        got.push(recv_text(&mut a1).await);
-    }
-    assert_eq!(got, want, "the buffered ones, in order");
-    assert_silent(&mut a1, Duration::from_millis(300)).await;
+    overflow_counted(&mut nats, |url| super::nats(url, "netsvr_test_overflow")).await;
 }

@@ -10,6 +10,8 @@
     clippy::print_stdout
 )]
 
+pub mod outage;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
