@@ -9,6 +9,8 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use netsvr_core::amqp_queue::AmqpSink;
 use netsvr_core::callbacks::Callbacks;
+use netsvr_core::cluster::Broker;
+use netsvr_core::nats_broker::NatsBroker;
 use netsvr_core::redis_broker::RedisBroker;
 use netsvr_core::redis_queue::RedisSink;
 use netsvr_core::worker::{WorkerError, WorkerPorts};
@@ -19,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::admin::{self, AdminState};
-use crate::config::{BrokerKind, ClusterSection, Config, TaskPortScope, redact_url};
+use crate::config::{BrokerKind, ClusterSection, Config, TaskPortScope};
 use crate::logging::LogHandle;
 
 /// Why the gateway could not start.
@@ -212,11 +214,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let cluster = config.cluster.as_ref().filter(|c| c.enabled);
     if let Some(cluster) = cluster {
-        let broker = match cluster.broker {
-            BrokerKind::Redis => RedisBroker::new(&cluster.redis.to_core()),
+        let broker: Arc<dyn Broker> = match cluster.broker {
+            BrokerKind::Redis => {
+                Arc::new(RedisBroker::new(&cluster.redis.to_core()).map_err(StartError::Connector)?)
+            }
+            BrokerKind::Nats => {
+                Arc::new(NatsBroker::new(&cluster.nats.to_core()).map_err(StartError::Connector)?)
+            }
         };
-        let broker = broker.map_err(StartError::Connector)?;
-        builder = builder.broker(Arc::new(broker), cluster.to_core());
+        builder = builder.broker(broker, cluster.to_core());
     }
     let (gateway, serve) = builder.build()?;
     if let Some(section) = cluster {
@@ -401,8 +407,8 @@ fn log_cluster(gateway: &Gateway, section: &ClusterSection) {
     tracing::info!(
         node = %node,
         broker = section.broker.as_str(),
-        url = %redact_url(&section.redis.url),
-        prefix = %section.redis.prefix,
+        url = %section.broker_url(),
+        prefix = %section.broker_prefix(),
         task_port = section.task_port.as_str(),
         lease_ttl = ?section.lease_ttl,
         heartbeat = ?section.heartbeat,

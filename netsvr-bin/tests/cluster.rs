@@ -1,6 +1,6 @@
 //! Several real `netsvr` processes forming one cluster through the machine's Redis (each test
 //! under its own key prefix, with a 1.5 s lease): commands given to one node reach a client
-//! on another exactly once, broadcasts reach every node once, the admin API answers for the
+//! on another exactly once (through NATS too, with `broker = "nats"`), broadcasts reach every node once, the admin API answers for the
 //! cluster or the node, a SIGKILLed node's connections are reported closed (`node_lost`)
 //! exactly once by the survivors (and a drained node's not at all), and `--check-config`
 //! names bad `[cluster]` keys.
@@ -321,6 +321,80 @@ async fn a_node_scoped_task_port_acts_on_its_node_only() {
     );
 }
 
+/// The same binary with `broker = "nats"`: two nodes meet through the machine's NATS (under
+/// their own prefix), and a command given to B's task port reaches A's client exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nats_cluster_routes_a_command_to_another_nodes_client_exactly_once() {
+    if !nats_up().await {
+        return;
+    }
+    let mut prefix = NatsPrefix::new();
+    // A's URL carries credentials (a NATS without auth ignores them): the log must hide them.
+    let url_a = format!("nats://netsvr:natspw@{NATS_ADDR}");
+    let url_b = format!("nats://{NATS_ADDR}");
+    let configs = [
+        nats_node_config(&prefix, &url_a, ""),
+        nats_node_config(&prefix, &url_b, ""),
+    ];
+    let mut nodes = start_configs(&configs).await;
+
+    for node in &nodes {
+        let (code, body) = get_json(node.admin, "/api/v1/cluster/nodes").await;
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(body["nodes"].as_array().unwrap().len(), 2, "{body}");
+    }
+    let joined = |node: &common::server::Server| -> serde_json::Value {
+        let log = node.log_text();
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|j| j["fields"]["message"] == "joining the cluster")
+            .unwrap_or_else(|| panic!("no `joining the cluster` line:\n{log}"))["fields"]
+            .clone()
+    };
+    let (a_log, b_log) = (joined(&nodes[0]), joined(&nodes[1]));
+    assert_eq!(a_log["broker"], "nats", "{a_log}");
+    assert_eq!(
+        a_log["url"],
+        format!("nats://netsvr:***@{NATS_ADDR}"),
+        "{a_log}"
+    );
+    assert_eq!(a_log["prefix"], prefix.name.as_str(), "{a_log}");
+    assert_eq!(b_log["url"], url_b, "{b_log}");
+    assert!(!nodes[0].log_text().contains("natspw"));
+
+    let (mut wa, a_id) = client(&nodes[0]).await;
+    let (mut wb, _b_id) = client(&nodes[1]).await;
+    let mut task_b = Business::task(nodes[1].task.unwrap()).await;
+    task_b
+        .send(&ToGateway::SingleCast(pb::SingleCast {
+            uniq_id: a_id.clone(),
+            data: Bytes::from_static(b"via B's task port"),
+        }))
+        .await;
+    assert_eq!(
+        drain(&mut wa, Duration::from_millis(1500)).await,
+        ["via B's task port"]
+    );
+    assert_eq!(
+        drain(&mut wb, Duration::from_millis(200)).await,
+        Vec::<String>::new()
+    );
+
+    // Stop both nodes (so that none recreates the buckets), then delete the KV streams.
+    for node in &mut nodes {
+        node.signal("TERM");
+        let (status, log) = node.exited(Duration::from_secs(15)).await;
+        assert!(status.success(), "{log}");
+    }
+    let replies = tokio::task::spawn_blocking(move || prefix.delete_streams())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("cannot delete the KV streams: {e}"));
+    for reply in replies {
+        assert!(reply.contains("\"success\":true"), "{reply}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_cluster_the_cluster_endpoints_answer_404() {
     let path = temp_file("single.toml", &json_config(""));
@@ -364,8 +438,8 @@ fn check_config(text: &str) -> (Option<i32>, String, String) {
 fn check_config_names_the_bad_cluster_key() {
     for (text, key) in [
         (
-            "[cluster]\nbroker = \"nats\"\n",
-            "cluster.broker = \"nats\"",
+            "[cluster]\nbroker = \"kafka\"\n",
+            "cluster.broker = \"kafka\"",
         ),
         (
             "[cluster]\ntask_port = \"all\"\n",
@@ -380,6 +454,14 @@ fn check_config_names_the_bad_cluster_key() {
             "[cluster.redis]\nurl = \"http://h\"\n",
             "cluster.redis.url = \"http://h\"",
         ),
+        (
+            "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nurl = \"redis://h\"\n",
+            "cluster.nats.url = \"redis://h\"",
+        ),
+        (
+            "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nprefix = \"a.b\"\n",
+            "cluster.nats.prefix = \"a.b\"",
+        ),
     ] {
         let (code, stdout, stderr) = check_config(text);
         assert_eq!(code, Some(2), "{text}: {stdout}{stderr}");
@@ -390,4 +472,11 @@ fn check_config_names_the_bad_cluster_key() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("[cluster]") && stdout.contains("task_port = \"cluster\""));
     assert!(stdout.contains("redis://:***@127.0.0.1:6379"), "{stdout}");
+    let (code, stdout, stderr) = check_config(
+        "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nurl = \"nats://u:pw@127.0.0.1:4222\"\n",
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("broker = \"nats\""), "{stdout}");
+    assert!(stdout.contains("nats://u:***@127.0.0.1:4222"), "{stdout}");
+    assert!(!stdout.contains(":pw@"), "{stdout}");
 }

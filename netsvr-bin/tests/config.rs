@@ -5,7 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use netsvr_bin::config::{AmqpSection, Config, ConfigFileError, HttpSection, Origin, RedisSection};
+use netsvr_bin::config::{
+    AmqpSection, BrokerKind, Config, ConfigFileError, HttpSection, Origin, RedisSection,
+};
 
 fn parse(text: &str) -> Result<Config, ConfigFileError> {
     Config::from_toml(Path::new("config.toml"), text)
@@ -49,6 +51,7 @@ fn unknown_keys_are_named() {
         ("[admin]\ntokn = \"t\"\n", "admin.tokn"),
         ("[cluster]\nnodes = 3\n", "cluster.nodes"),
         ("[cluster.redis]\nhost = \"h\"\n", "cluster.redis.host"),
+        ("[cluster.nats]\nurls = \"h\"\n", "cluster.nats.urls"),
         (
             "[log]\nlevel = \"info\"\nformat = \"text\"\nfile = \"x\"\n",
             "log.file",
@@ -141,10 +144,10 @@ fn bad_values_name_key_and_value() {
             "unknown level `verbose`",
         ),
         (
-            "[cluster]\nbroker = \"nats\"\n",
+            "[cluster]\nbroker = \"kafka\"\n",
             "cluster.broker",
-            "\"nats\"",
-            "unknown variant `nats`, expected `redis`",
+            "\"kafka\"",
+            "unknown variant `kafka`, expected `redis` or `nats`",
         ),
         (
             "[cluster]\ntask_port = \"everywhere\"\n",
@@ -178,6 +181,31 @@ fn bad_values_name_key_and_value() {
             "no whitespace",
         ),
         (
+            "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nurl = \"redis://127.0.0.1\"\n",
+            "cluster.nats.url",
+            "\"redis://127.0.0.1\"",
+            "must start with nats:// or tls://",
+        ),
+        (
+            "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nurl = \"nats://:pw@h:99999\"\n",
+            "cluster.nats.url",
+            "\"nats://:***@h:99999\"",
+            "not a valid NATS URL",
+        ),
+        (
+            "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nprefix = \"a.b\"\n",
+            "cluster.nats.prefix",
+            "\"a.b\"",
+            "ASCII letters, digits",
+        ),
+        // A core message that quotes the URL does not show its password either.
+        (
+            "[cluster.redis]\nurl = \"http://:pw@127.0.0.1\"\n",
+            "cluster.redis.url",
+            "\"http://:***@127.0.0.1\"",
+            "must start with redis://",
+        ),
+        (
             "[admin]\nlisten = \"0.0.0.0:6065\"\n",
             "admin.token",
             "\"\"",
@@ -190,6 +218,7 @@ fn bad_values_name_key_and_value() {
         let shown = err.to_string();
         assert!(shown.contains(&format!("{key} = {value}: ")), "{shown}");
         assert!(shown.contains(words), "{shown}");
+        assert!(!shown.contains(":pw@"), "password shown: {shown}");
     }
     // A disabled sink is not validated; an enabled one is.
     assert!(parse("[redis]\nenabled = false\nurl = \"http://x\"\n").is_ok());
@@ -296,7 +325,8 @@ fn the_printed_config_hides_secrets() {
         "[admin]\ntoken = \"hunter2\"\n[redis]\nurl = \"redis://user:redispw@127.0.0.1:6379/0\"\n\
          [http]\non_message_url = \"http://127.0.0.1:9/cb?token=httppw\"\n\
          [worker]\nsecret = \"workerpw-workerpw\"\n\
-         [cluster.redis]\nurl = \"redis://:clusterpw@127.0.0.1:6379\"\n",
+         [cluster.redis]\nurl = \"redis://:clusterpw@127.0.0.1:6379\"\n\
+         [cluster.nats]\nurl = \"nats://bob:natspw@127.0.0.1:4222\"\n",
     );
     let c = Config::load_with(
         Some(&path),
@@ -311,6 +341,7 @@ fn the_printed_config_hides_secrets() {
         "httppw",
         "workerpw",
         "clusterpw",
+        "natspw",
     ] {
         assert!(!text.contains(secret), "{secret} printed:\n{text}");
     }
@@ -318,10 +349,53 @@ fn the_printed_config_hides_secrets() {
     assert!(text.contains("redis://user:***@127.0.0.1:6379/0"), "{text}");
     assert!(text.contains("amqp://bob:***@127.0.0.1:5672/%2f"), "{text}");
     assert!(text.contains("redis://:***@127.0.0.1:6379"), "{text}");
+    assert!(text.contains("nats://bob:***@127.0.0.1:4222"), "{text}");
     // The default AMQP password too.
     assert!(!full().to_toml().contains("guest:guest"));
     // An empty token stays visibly empty.
     assert!(Config::default().to_toml().contains("token = \"\""));
+}
+
+#[test]
+fn a_nats_cluster_parses_and_is_validated() {
+    let c = parse(
+        "[cluster]\nbroker = \"nats\"\n\
+         [cluster.nats]\nurl = \"tls://u:pw@nats.example:4443\"\nprefix = \"Team-1_a\"\n",
+    )
+    .unwrap();
+    let cluster = c.cluster.unwrap();
+    assert_eq!(cluster.broker, BrokerKind::Nats);
+    assert_eq!(cluster.broker.as_str(), "nats");
+    assert_eq!(cluster.nats.url, "tls://u:pw@nats.example:4443");
+    assert_eq!(cluster.nats.prefix, "Team-1_a");
+    let core = cluster.nats.to_core();
+    assert_eq!(
+        (core.url.as_str(), core.prefix.as_str()),
+        (cluster.nats.url.as_str(), "Team-1_a")
+    );
+    // Defaults; a token URL hides the token when printed.
+    let c = parse("[cluster]\nbroker = \"nats\"\n").unwrap();
+    let nats = &c.cluster.as_ref().unwrap().nats;
+    assert_eq!(nats.url, "nats://127.0.0.1:4222");
+    assert_eq!(nats.prefix, "netsvr_cluster");
+    let c = parse("[cluster]\nbroker = \"nats\"\n[cluster.nats]\nurl = \"nats://s3cr3t@h:4222\"\n")
+        .unwrap();
+    let text = c.to_toml();
+    assert!(text.contains("url = \"nats://***@h:4222\""), "{text}");
+    assert!(!text.contains("s3cr3t"), "{text}");
+    // The unused broker's sub-section is not checked; a disabled cluster is not checked.
+    assert!(parse("[cluster]\n[cluster.nats]\nprefix = \"a.b\"\n").is_ok());
+    assert!(parse("[cluster]\nbroker = \"nats\"\n[cluster.redis]\nurl = \"x\"\n").is_ok());
+    assert!(
+        parse("[cluster]\nenabled = false\nbroker = \"nats\"\n[cluster.nats]\nurl = \"x\"\n")
+            .is_ok()
+    );
+    // The prefix is at most 64 characters.
+    let long = format!(
+        "[cluster]\nbroker = \"nats\"\n[cluster.nats]\nprefix = \"{}\"\n",
+        "x".repeat(65)
+    );
+    assert_eq!(parse_err(&long).key.as_deref(), Some("cluster.nats.prefix"));
 }
 
 /// Found by the `config_loader` fuzz target (fuzz/seeds/config_loader/regression-*): the

@@ -104,6 +104,8 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(cluster.query_timeout, Duration::from_secs(2));
     assert_eq!(cluster.redis.url, "redis://127.0.0.1:6379");
     assert_eq!(cluster.redis.prefix, "netsvr:cluster");
+    assert_eq!(cluster.nats.url, "nats://127.0.0.1:4222");
+    assert_eq!(cluster.nats.prefix, "netsvr_cluster");
     assert_eq!(parse("").unwrap(), c);
     assert_eq!(c.validate(), Ok(()));
     // A present queue section is on by default.
@@ -167,6 +169,7 @@ fn sections_cover_every_core_field() {
     use netsvr_core::amqp_queue::{AmqpConfig, QueueBinding};
     use netsvr_core::callbacks::CallbackConfig;
     use netsvr_core::cluster::ClusterConfig;
+    use netsvr_core::nats_broker::NatsBrokerConfig;
     use netsvr_core::redis_broker::RedisBrokerConfig;
     use netsvr_core::redis_queue::{RedisConfig, Target};
     use netsvr_core::worker::WorkerConfig;
@@ -205,6 +208,7 @@ fn sections_cover_every_core_field() {
     check("amqp.queue", serde_fields::<QueueBinding>());
     check("cluster", serde_fields::<ClusterConfig>());
     check("cluster.redis", serde_fields::<RedisBrokerConfig>());
+    check("cluster.nats", serde_fields::<NatsBrokerConfig>());
     // And the conversions keep every value.
     assert_eq!(RedisSection::default().to_core(), RedisConfig::default());
     assert_eq!(AmqpSection::default().to_core(), AmqpConfig::default());
@@ -215,6 +219,8 @@ fn sections_cover_every_core_field() {
     );
     let redis_broker = ClusterSection::default().redis.to_core();
     assert_eq!(redis_broker, RedisBrokerConfig::default());
+    let nats_broker = ClusterSection::default().nats.to_core();
+    assert_eq!(nats_broker, NatsBrokerConfig::default());
 }
 
 /// Field names of a `#[derive(Debug)]` struct, from its pretty output.

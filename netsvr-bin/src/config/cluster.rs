@@ -1,11 +1,12 @@
-//! `[cluster]` and `[cluster.redis]`: several `netsvr` nodes acting as one through a shared
-//! broker (Redis for now), mirroring netsvr-core's [`ClusterConfig`] and
-//! [`RedisBrokerConfig`] field by field, plus the broker's name and the scope of the task
-//! port. Present and `enabled` (the default) turns clustering on.
+//! `[cluster]`, `[cluster.redis]` and `[cluster.nats]`: several `netsvr` nodes acting as one
+//! through a shared broker (Redis or NATS), mirroring netsvr-core's [`ClusterConfig`],
+//! [`RedisBrokerConfig`] and [`NatsBrokerConfig`] field by field, plus the broker's name and
+//! the scope of the task port. Present and `enabled` (the default) turns clustering on.
 
 use std::time::Duration;
 
 use netsvr_core::cluster::ClusterConfig;
+use netsvr_core::nats_broker::NatsBrokerConfig;
 use netsvr_core::redis_broker::RedisBrokerConfig;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -26,6 +27,8 @@ pub enum BrokerKind {
     /// Redis pub/sub and keys (`[cluster.redis]`).
     #[default]
     Redis,
+    /// NATS subjects and JetStream KV buckets (`[cluster.nats]`).
+    Nats,
 }
 
 impl BrokerKind {
@@ -33,6 +36,7 @@ impl BrokerKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Redis => "redis",
+            Self::Nats => "nats",
         }
     }
 }
@@ -91,6 +95,38 @@ impl ClusterRedisSection {
     }
 }
 
+/// `[cluster.nats]`: where the nodes meet in NATS (a server with JetStream enabled).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterNatsSection {
+    /// `nats://[user:password@]host:port`, or `tls://...` for TLS.
+    #[serde(serialize_with = "serialize_url")]
+    pub url: String,
+    /// Names every subject and KV bucket the cluster uses; nodes with the same prefix (on the
+    /// same NATS) form one cluster. ASCII letters, digits, `_` and `-`, at most 64.
+    pub prefix: String,
+}
+
+impl Default for ClusterNatsSection {
+    fn default() -> Self {
+        let c = NatsBrokerConfig::default();
+        Self {
+            url: c.url,
+            prefix: c.prefix,
+        }
+    }
+}
+
+impl ClusterNatsSection {
+    /// The core config.
+    pub fn to_core(&self) -> NatsBrokerConfig {
+        let mut c = NatsBrokerConfig::default();
+        c.url.clone_from(&self.url);
+        c.prefix.clone_from(&self.prefix);
+        c
+    }
+}
+
 /// `[cluster]`: scale-out. Every node of a cluster needs a distinct uniqId prefix, i.e. a
 /// distinct `worker.advertise` (or `gateway.node_addr`) address.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -99,7 +135,7 @@ pub struct ClusterSection {
     /// Join the cluster. Default true when the section is present.
     #[serde(default = "enabled")]
     pub enabled: bool,
-    /// The engine: only `redis` for now.
+    /// The engine: `redis` (`[cluster.redis]`) or `nats` (`[cluster.nats]`).
     pub broker: BrokerKind,
     /// `cluster` (the task port acts cluster-wide) or `node` (this node only).
     pub task_port: TaskPortScope,
@@ -132,6 +168,8 @@ pub struct ClusterSection {
     pub retry_max: Duration,
     /// The Redis broker (`broker = "redis"`).
     pub redis: ClusterRedisSection,
+    /// The NATS broker (`broker = "nats"`).
+    pub nats: ClusterNatsSection,
 }
 
 impl Default for ClusterSection {
@@ -151,6 +189,7 @@ impl Default for ClusterSection {
             retry_min: c.retry_min,
             retry_max: c.retry_max,
             redis: ClusterRedisSection::default(),
+            nats: ClusterNatsSection::default(),
         }
     }
 }
@@ -171,19 +210,34 @@ impl ClusterSection {
         c
     }
 
-    /// Checks the runtime keys and the broker's; the error names the dotted key
-    /// (`cluster.heartbeat`, `cluster.redis.url`, ...).
+    /// The chosen broker's URL, password hidden (for logs).
+    pub fn broker_url(&self) -> String {
+        redact_url(match self.broker {
+            BrokerKind::Redis => &self.redis.url,
+            BrokerKind::Nats => &self.nats.url,
+        })
+    }
+
+    /// The chosen broker's prefix.
+    pub fn broker_prefix(&self) -> &str {
+        match self.broker {
+            BrokerKind::Redis => &self.redis.prefix,
+            BrokerKind::Nats => &self.nats.prefix,
+        }
+    }
+
+    /// Checks the runtime keys and the chosen broker's (the other broker's sub-section is
+    /// not used and not checked); the error names the dotted key (`cluster.heartbeat`,
+    /// `cluster.redis.url`, `cluster.nats.prefix`, ...).
     pub fn validate(&self) -> Result<(), (String, String)> {
         self.to_core()
             .validate()
             .map_err(|e| (e.key.to_owned(), e.reason))?;
-        match self.broker {
-            BrokerKind::Redis => self
-                .redis
-                .to_core()
-                .validate()
-                .map_err(|e| (e.key.to_owned(), e.reason)),
-        }
+        let checked = match self.broker {
+            BrokerKind::Redis => self.redis.to_core().validate(),
+            BrokerKind::Nats => self.nats.to_core().validate(),
+        };
+        checked.map_err(|e| (e.key.to_owned(), e.reason))
     }
 }
 
@@ -196,6 +250,12 @@ mod tests {
         let s = ClusterSection::default();
         assert_eq!(s.to_core(), ClusterConfig::default());
         assert_eq!(s.redis.to_core(), RedisBrokerConfig::default());
+        assert_eq!(s.nats.to_core(), NatsBrokerConfig::default());
+        assert_eq!(s.validate(), Ok(()));
+        let s = ClusterSection {
+            broker: BrokerKind::Nats,
+            ..ClusterSection::default()
+        };
         assert_eq!(s.validate(), Ok(()));
     }
 
@@ -212,5 +272,30 @@ mod tests {
         let mut s = ClusterSection::default();
         s.redis.prefix = String::new();
         assert_eq!(s.validate().unwrap_err().0, "cluster.redis.prefix");
+        let mut s = ClusterSection {
+            broker: BrokerKind::Nats,
+            ..ClusterSection::default()
+        };
+        s.nats.url = "redis://x".into();
+        assert_eq!(s.validate().unwrap_err().0, "cluster.nats.url");
+        s.nats.url = "nats://h:4222".into();
+        s.nats.prefix = "a.b".into();
+        assert_eq!(s.validate().unwrap_err().0, "cluster.nats.prefix");
+        // Only the chosen broker's sub-section is checked.
+        s.broker = BrokerKind::Redis;
+        assert_eq!(s.validate(), Ok(()));
+    }
+
+    #[test]
+    fn the_log_shows_the_chosen_broker_without_its_password() {
+        let mut s = ClusterSection::default();
+        s.redis.url = "redis://:redispw@r:6379".into();
+        s.nats.url = "nats://u:natspw@n:4222".into();
+        s.nats.prefix = "np".into();
+        assert_eq!(s.broker_url(), "redis://:***@r:6379");
+        assert_eq!(s.broker_prefix(), "netsvr:cluster");
+        s.broker = BrokerKind::Nats;
+        assert_eq!(s.broker_url(), "nats://u:***@n:4222");
+        assert_eq!(s.broker_prefix(), "np");
     }
 }

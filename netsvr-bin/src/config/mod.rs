@@ -17,7 +17,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::admin::AdminConfig;
-pub use cluster::{BrokerKind, ClusterRedisSection, ClusterSection, TaskPortScope};
+pub use cluster::{
+    BrokerKind, ClusterNatsSection, ClusterRedisSection, ClusterSection, TaskPortScope,
+};
 pub use connectors::{
     AmqpSection, ExchangeType, HttpSection, KeyType, QueueSection, RedisSection, TargetSection,
 };
@@ -100,6 +102,23 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// Hides the passwords of the URLs a core validation message quotes in backticks
+/// (`` `redis://:pw@h` must start with ... ``).
+fn redact_quoted_urls(reason: &str) -> String {
+    reason
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.contains("://") {
+                redact_url(part)
+            } else {
+                part.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("`")
+}
+
 impl Config {
     /// Parses and validates `text` (no environment overrides); errors name `path`.
     pub fn from_toml(path: &Path, text: &str) -> Result<Self, ConfigFileError> {
@@ -150,7 +169,12 @@ impl Config {
             .find(|(_, k)| *k == key)
             .map_or_else(|| origin.clone(), |(var, _)| Origin::Env(var));
         let value = self.value_of(&key);
-        Err(ConfigFileError::new(origin, key, value, reason))
+        Err(ConfigFileError::new(
+            origin,
+            key,
+            value,
+            redact_quoted_urls(&reason),
+        ))
     }
 
     /// The first invalid setting: its dotted key and why.
@@ -178,16 +202,16 @@ impl Config {
                 .to_core()
                 .validate()
                 .map_err(|e| (scoped("worker", e.key), e.reason))?;
-            if let (Some(node), Some(advertise)) = (self.gateway.node_addr, self.worker.advertise) {
-                if node != advertise {
-                    return Err((
-                        "gateway.node_addr".into(),
-                        format!(
-                            "differs from worker.advertise ({advertise}); uniqIds must name the \
-                         task port: set only one"
-                        ),
-                    ));
-                }
+            if let (Some(node), Some(advertise)) = (self.gateway.node_addr, self.worker.advertise)
+                && node != advertise
+            {
+                return Err((
+                    "gateway.node_addr".into(),
+                    format!(
+                        "differs from worker.advertise ({advertise}); uniqIds must name the task \
+                         port: set only one"
+                    ),
+                ));
             }
         }
         if let Some(http) = &self.http {
@@ -302,6 +326,15 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_urls_in_reasons_lose_their_passwords() {
+        assert_eq!(
+            redact_quoted_urls("`nats://u:pw@h:99999` is not a valid NATS URL: `x`"),
+            "`nats://u:***@h:99999` is not a valid NATS URL: `x`"
+        );
+        assert_eq!(redact_quoted_urls("no `quote"), "no `quote");
+    }
 
     #[test]
     fn urls_lose_their_passwords() {

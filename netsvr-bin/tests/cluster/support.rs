@@ -1,6 +1,7 @@
-//! Helpers of the cluster tests: the machine's Redis (or a skip), a private key prefix per
-//! test, nodes of the real binary sharing it, a business on a worker port, a raw task-port
-//! connection, and the admin API's JSON.
+//! Helpers of the cluster tests: the machine's Redis or NATS (or a skip), a private key
+//! prefix per test (its Redis keys or NATS KV streams deleted afterwards), nodes of the real
+//! binary sharing it, a business on a worker port, a raw task-port connection, and the admin
+//! API's JSON.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -9,6 +10,7 @@
     unreachable_pub
 )]
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -88,6 +90,159 @@ impl Drop for Prefix {
     }
 }
 
+pub const NATS_ADDR: &str = "127.0.0.1:4222";
+
+/// True when NATS answers with JetStream enabled; otherwise says why and returns false (a
+/// failure when `CI` is set).
+pub async fn nats_up() -> bool {
+    let probe = tokio::task::spawn_blocking(|| nats_requests(&["$JS.API.INFO".to_owned()]));
+    let why = match probe.await.unwrap() {
+        Ok((info, replies)) if !info.contains("\"jetstream\":true") => {
+            format!("NATS on {NATS_ADDR} has no JetStream (nats-server -js): {info} {replies:?}")
+        }
+        Ok((_, replies)) if replies[0].contains("account_info_response") => return true,
+        Ok((_, replies)) => format!("NATS on {NATS_ADDR} refused JetStream: {replies:?}"),
+        Err(e) => format!("NATS with JetStream is not running on {NATS_ADDR}: {e}"),
+    };
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{why} (required by the NATS cluster test when CI is set)"
+    );
+    println!("SKIPPED: {why}");
+    false
+}
+
+/// Sends an empty request to each of `subjects` over a plain NATS connection (the text
+/// protocol, no client library); returns the server's INFO line and the replies' payloads,
+/// in the order of `subjects` (within 5 s).
+pub fn nats_requests(subjects: &[String]) -> std::io::Result<(String, Vec<String>)> {
+    use std::io::{Error, ErrorKind};
+
+    let addr: SocketAddr = NATS_ADDR.parse().unwrap();
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let inbox = format!("_INBOX.netsvr_bin_test_{}_{nanos:08x}", std::process::id());
+    let mut out = format!(
+        "CONNECT {{\"verbose\":false,\"pedantic\":false,\"name\":\"netsvr-bin-test\"}}\r\n\
+         SUB {inbox}.* 1\r\n"
+    );
+    for (i, subject) in subjects.iter().enumerate() {
+        out.push_str(&format!("PUB {subject} {inbox}.{i} 0\r\n\r\n"));
+    }
+    stream.write_all(out.as_bytes())?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut info = String::new();
+    reader.read_line(&mut info)?;
+    let mut replies: Vec<Option<String>> = vec![None; subjects.len()];
+    while replies.iter().any(Option::is_none) {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(Error::new(
+                ErrorKind::UnexpectedEof,
+                "NATS closed the connection",
+            ));
+        }
+        if line.starts_with("PING") {
+            stream.write_all(b"PONG\r\n")?;
+        } else if line.starts_with("-ERR") {
+            return Err(Error::other(line.trim_end().to_owned()));
+        } else if let Some(rest) = line.strip_prefix("MSG ") {
+            // MSG <subject> <sid> [reply-to] <#bytes>
+            let parts: Vec<&str> = rest.split_whitespace().collect();
+            let bad = || Error::new(ErrorKind::InvalidData, line.clone());
+            let len: usize = parts.last().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+            let mut payload = vec![0; len + 2];
+            reader.read_exact(&mut payload)?;
+            payload.truncate(len);
+            let index: usize = parts[0]
+                .rsplit('.')
+                .next()
+                .and_then(|i| i.parse().ok())
+                .ok_or_else(bad)?;
+            if let Some(slot) = replies.get_mut(index) {
+                *slot = Some(String::from_utf8_lossy(&payload).into_owned());
+            }
+        }
+    }
+    Ok((info, replies.into_iter().flatten().collect()))
+}
+
+/// A NATS prefix no other test (or run) uses: `netsvr_bin_test_<pid>_<nanos><n>` (letters,
+/// digits and `_` only). Its JetStream KV streams are deleted when dropped, unless
+/// [`NatsPrefix::delete_streams`] already did.
+pub struct NatsPrefix {
+    pub name: String,
+    deleted: bool,
+}
+
+impl NatsPrefix {
+    pub fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        Self {
+            name: format!("netsvr_bin_test_{pid}_{nanos:08x}{n}"),
+            deleted: false,
+        }
+    }
+
+    /// The streams of the broker's two KV buckets (`KV_<prefix>_nodes`, `KV_<prefix>_conns`).
+    pub fn streams(&self) -> [String; 2] {
+        [
+            format!("KV_{}_nodes", self.name),
+            format!("KV_{}_conns", self.name),
+        ]
+    }
+
+    /// Deletes the KV streams (`$JS.API.STREAM.DELETE.<stream>`); the JetStream answers, in
+    /// the order of [`NatsPrefix::streams`]. Stop the nodes first: a running node would
+    /// recreate them when it reconnects.
+    pub fn delete_streams(&mut self) -> std::io::Result<Vec<String>> {
+        self.deleted = true;
+        let subjects: Vec<String> = self
+            .streams()
+            .iter()
+            .map(|s| format!("$JS.API.STREAM.DELETE.{s}"))
+            .collect();
+        nats_requests(&subjects).map(|(_, replies)| replies)
+    }
+}
+
+impl Default for NatsPrefix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for NatsPrefix {
+    fn drop(&mut self) {
+        if !self.deleted {
+            let _ = self.delete_streams();
+        }
+    }
+}
+
+/// A NATS node's configuration: as [`node_config`], with `broker = "nats"` and `url` in
+/// `[cluster.nats]`.
+pub fn nats_node_config(prefix: &NatsPrefix, url: &str, extra: &str) -> String {
+    json_config(&format!(
+        "[cluster]\nbroker = \"nats\"\nlease_ttl = \"{}ms\"\nheartbeat = \"{}ms\"\n\
+         query_timeout = \"1s\"\n{extra}\n\
+         [cluster.nats]\nurl = \"{url}\"\nprefix = \"{}\"\n",
+        LEASE_TTL.as_millis(),
+        HEARTBEAT.as_millis(),
+        prefix.name
+    ))
+}
+
 /// A node's configuration: everything on port 0, JSON logs, a short lease, `extra` keys in
 /// `[cluster]`.
 pub fn node_config(prefix: &Prefix, extra: &str) -> String {
@@ -103,13 +258,19 @@ pub fn node_config(prefix: &Prefix, extra: &str) -> String {
 /// Starts one node per entry of `extras` (its `[cluster]` keys) and waits until every node
 /// sees all of them.
 pub async fn start_nodes(prefix: &Prefix, extras: &[&str]) -> Vec<Server> {
+    let configs: Vec<String> = extras.iter().map(|e| node_config(prefix, e)).collect();
+    start_configs(&configs).await
+}
+
+/// Starts one node per configuration and waits until every node sees all of them.
+pub async fn start_configs(configs: &[String]) -> Vec<Server> {
     let mut nodes = Vec::new();
-    for (i, extra) in extras.iter().enumerate() {
-        let path = temp_file(&format!("node{i}.toml"), &node_config(prefix, extra));
+    for (i, config) in configs.iter().enumerate() {
+        let path = temp_file(&format!("node{i}.toml"), config);
         nodes.push(Server::start(&path).await);
     }
     for node in &nodes {
-        wait_for_nodes(node, extras.len()).await;
+        wait_for_nodes(node, configs.len()).await;
     }
     nodes
 }
