@@ -1,5 +1,6 @@
 //! Scale-out: several gateway nodes acting as one through a shared [`Broker`]. Feature
-//! `cluster` (turned on by the `redis` feature, which brings the Redis broker).
+//! `cluster` (turned on by the `redis` and `nats` features, which bring the Redis broker,
+//! [`crate::redis_broker`], and the NATS broker, `nats_broker`).
 //!
 //! With a broker attached ([`crate::GatewayBuilder::broker`]), a command given to **any**
 //! node — through the task port, the binary's JSON API or the embedded [`Gateway`] handle —
@@ -143,6 +144,12 @@ pub trait Broker: Send + Sync + 'static {
 }
 
 /// One connection to the engine, made by [`Broker::connect`].
+///
+/// Receivers apply each origin's messages by sequence number and drop any message whose
+/// number is not above the last one applied from that origin. An engine must therefore
+/// deliver each origin's messages to a node in publish order (one publishing connection,
+/// one subscription per node, as both provided brokers do); a reordering engine would see
+/// its late messages dropped as duplicates.
 #[async_trait]
 pub trait BrokerLink: Send {
     /// Publishes `batch` in order (envelopes to channels, connection copies to storage).
