@@ -1,9 +1,10 @@
-//! Cross-node delivery rate through the Redis broker: two gateway nodes in this process
-//! share the machine's Redis; clients on node A read, node C sends (through its `Gateway`
-//! handle, as embedded code or the task port would). Reports commands carried across nodes
-//! per second and client deliveries per second, for single sends and for broadcasts.
+//! Cross-node delivery rate through a cluster broker: two gateway nodes in this process
+//! share the machine's Redis (or NATS); clients on node A read, node C sends (through its
+//! `Gateway` handle, as embedded code or the task port would). Reports commands carried
+//! across nodes per second and client deliveries per second, for single sends and for
+//! broadcasts.
 //!
-//! `cargo run --release -p netsvr-benches --bin cluster-rate -- [REDIS_URL]`
+//! `cargo run --release -p netsvr-benches --bin cluster-rate -- [redis://HOST:PORT | nats://HOST:PORT]`
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use netsvr_core::cluster::ClusterConfig;
+use netsvr_core::cluster::{Broker, ClusterConfig};
+use netsvr_core::nats_broker::{NatsBroker, NatsBrokerConfig};
 use netsvr_core::redis_broker::{RedisBroker, RedisBrokerConfig};
 use netsvr_core::{ChannelSink, EventKind, EventReceiver, Gateway, GatewayConfig, UniqId};
 
@@ -24,16 +26,20 @@ async fn node(url: &str, prefix: &str) -> (Gateway, EventReceiver) {
     let mut config = GatewayConfig::default();
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.outbound_queue_capacity = 65_536;
-    let mut broker = RedisBrokerConfig::new(url);
-    broker.prefix = prefix.to_owned();
+    let broker: Arc<dyn Broker> = if url.starts_with("nats://") {
+        let mut config = NatsBrokerConfig::new(url);
+        config.prefix = prefix.replace(':', "_");
+        Arc::new(NatsBroker::new(&config).unwrap())
+    } else {
+        let mut config = RedisBrokerConfig::new(url);
+        config.prefix = prefix.to_owned();
+        Arc::new(RedisBroker::new(&config).unwrap())
+    };
     let (sink, events) = ChannelSink::new(100_000);
     let (gateway, serve) = Gateway::builder()
         .config(config)
         .sink(sink)
-        .broker(
-            Arc::new(RedisBroker::new(&broker).unwrap()),
-            ClusterConfig::default(),
-        )
+        .broker(broker, ClusterConfig::default())
         .build()
         .unwrap();
     tokio::spawn(serve);
@@ -94,6 +100,7 @@ async fn main() {
         .nth(1)
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let prefix = format!("netsvr-bench:{}", std::process::id());
+    println!("broker: {url}");
     let (a, mut a_events) = node(&url, &prefix).await;
     let (c, _c_events) = node(&url, &prefix).await;
     while a.cluster().unwrap().nodes().len() < 2 || c.cluster().unwrap().nodes().len() < 2 {
