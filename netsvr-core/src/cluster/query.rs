@@ -2,6 +2,7 @@
 //! (or kept per node). The `Cluster` handle also lists the live nodes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use netsvr_protocol::{ToBusiness, ToGateway, pb};
@@ -54,19 +55,16 @@ pub struct Merged {
 #[derive(Debug, Clone)]
 pub struct Cluster {
     gateway: Gateway,
+    out: Arc<Outbound>,
 }
 
 impl Cluster {
-    pub(crate) fn new(gateway: Gateway) -> Self {
-        Self { gateway }
+    pub(crate) fn new(gateway: Gateway, out: Arc<Outbound>) -> Self {
+        Self { gateway, out }
     }
 
     fn out(&self) -> &Outbound {
-        // A `Cluster` is only made for a gateway with a broker attached.
-        match self.gateway.shared.cluster.as_deref() {
-            Some(out) => out,
-            None => unreachable!("Cluster made without a broker"),
-        }
+        &self.out
     }
 
     /// This node's id.

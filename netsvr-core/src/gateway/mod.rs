@@ -282,8 +282,8 @@ impl Gateway {
     pub fn cluster(&self) -> Option<crate::cluster::Cluster> {
         self.shared
             .cluster
-            .as_ref()
-            .map(|_| crate::cluster::Cluster::new(self.clone()))
+            .clone()
+            .map(|out| crate::cluster::Cluster::new(self.clone(), out))
     }
 
     /// Starts building a gateway.

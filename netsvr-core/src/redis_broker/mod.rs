@@ -17,6 +17,7 @@
 
 mod config;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -176,8 +177,10 @@ impl Broker for RedisBroker {
         });
         Ok(Box::new(RedisLink {
             conn,
+            all: self.names.all(),
+            conns: self.names.conns(&me),
+            channels: HashMap::new(),
             names: self.names.clone(),
-            me,
             broken,
             reader,
         }))
@@ -188,8 +191,13 @@ impl Broker for RedisBroker {
 /// multiplexed connection for everything else.
 struct RedisLink {
     conn: MultiplexedConnection,
+    /// The shared channel's name.
+    all: String,
+    /// This node's connection-copies key.
+    conns: String,
+    /// Node channel names, made once per node rather than per message.
+    channels: HashMap<NodeId, String>,
     names: Names,
-    me: NodeId,
     broken: Arc<AtomicBool>,
     reader: JoinHandle<()>,
 }
@@ -201,17 +209,17 @@ impl Drop for RedisLink {
     }
 }
 
+/// One stored lease record (a bulk string), if it is one.
+fn record(value: &Value) -> Option<NodeRecord> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok().and_then(NodeRecord::decode),
+        _ => None,
+    }
+}
+
 fn records(value: &Value) -> Vec<NodeRecord> {
     match value {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|item| match item {
-                Value::BulkString(bytes) => {
-                    std::str::from_utf8(bytes).ok().and_then(NodeRecord::decode)
-                }
-                _ => None,
-            })
-            .collect(),
+        Value::Array(items) => items.iter().filter_map(record).collect(),
         _ => Vec::new(),
     }
 }
@@ -224,22 +232,24 @@ fn flag(value: &Value) -> bool {
 impl BrokerLink for RedisLink {
     async fn publish(&mut self, batch: &[Publication]) -> Result<(), BrokerError> {
         let mut pipe = redis::pipe();
-        let conns = self.names.conns(&self.me);
         for publication in batch {
             match publication {
                 Publication::To(node, bytes) => {
-                    pipe.cmd("PUBLISH")
-                        .arg(self.names.node(node))
-                        .arg(&bytes[..]);
+                    let names = &self.names;
+                    let channel = self
+                        .channels
+                        .entry(*node)
+                        .or_insert_with(|| names.node(node));
+                    pipe.cmd("PUBLISH").arg(channel.as_str()).arg(&bytes[..]);
                 }
                 Publication::All(bytes) => {
-                    pipe.cmd("PUBLISH").arg(self.names.all()).arg(&bytes[..]);
+                    pipe.cmd("PUBLISH").arg(&self.all).arg(&bytes[..]);
                 }
                 Publication::Put(key, value) => {
-                    pipe.cmd("HSET").arg(&conns).arg(key).arg(&value[..]);
+                    pipe.cmd("HSET").arg(&self.conns).arg(key).arg(&value[..]);
                 }
                 Publication::Remove(key) => {
-                    pipe.cmd("HDEL").arg(&conns).arg(key);
+                    pipe.cmd("HDEL").arg(&self.conns).arg(key);
                 }
             }
             pipe.ignore();
@@ -272,10 +282,7 @@ impl BrokerLink for RedisLink {
         let [existed, claimed, live, expired, rest @ ..] = parts.as_slice() else {
             return Err(BrokerError::Protocol("renew answered a short array".into()));
         };
-        let previous = rest
-            .first()
-            .and_then(|v| records(&Value::Array(vec![v.clone()])).pop())
-            .map(|r| r.incarnation);
+        let previous = rest.first().and_then(record).map(|r| r.incarnation);
         Ok(Lease::new(
             records(live),
             records(expired),
