@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+pub use crate::deflate::DeflateConfig;
+
 /// netsvr's default heartbeat literal (`~6YOt5rW35piO~`).
 pub const DEFAULT_HEARTBEAT: &[u8] = b"~6YOt5rW35piO~";
 
@@ -76,6 +78,8 @@ pub struct GatewayConfig {
     pub close_timeout: Duration,
     /// How long a graceful shutdown waits for clients to close and sinks to flush. Default 10 s.
     pub shutdown_timeout: Duration,
+    /// permessage-deflate negotiation and compression. Default: on, level 3, 256-byte minimum.
+    pub deflate: DeflateConfig,
 }
 
 impl Default for GatewayConfig {
@@ -99,6 +103,7 @@ impl Default for GatewayConfig {
             shards: 64,
             close_timeout: Duration::from_secs(2),
             shutdown_timeout: Duration::from_secs(10),
+            deflate: DeflateConfig::default(),
         }
     }
 }
@@ -177,7 +182,7 @@ impl GatewayConfig {
                 format!("`{origin}`: an origin cannot be empty"),
             ));
         }
-        Ok(())
+        self.deflate.validate()
     }
 
     /// The address put in uniqIds, given the address actually bound.

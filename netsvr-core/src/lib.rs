@@ -40,6 +40,7 @@ pub mod cluster;
 mod command;
 pub mod config;
 mod conn;
+pub mod deflate;
 pub mod event;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -71,7 +72,8 @@ pub mod wire;
 pub mod worker;
 
 pub use auth::{Admission, AllowAll, AuthDecision, Authenticator, HandshakeRequest, Rejection};
-pub use config::{ConfigError, DownstreamOpcode, GatewayConfig, SlowConsumerPolicy};
+pub use config::{ConfigError, DeflateConfig, DownstreamOpcode, GatewayConfig, SlowConsumerPolicy};
+
 pub use event::{CloseReason, ConnInfo, ConnMeta, ConnSnapshot, Event, EventKind, MessageKind};
 pub use gateway::{
     BuildError, BulkShapeError, ConnDetails, Gateway, GatewayBuilder, InfoDelete, InfoUpdate,

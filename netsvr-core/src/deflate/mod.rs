@@ -1,0 +1,5 @@
+//! permessage-deflate (RFC 7692): negotiation, per-message compression and bounded inflation.
+
+mod config;
+
+pub use config::DeflateConfig;
