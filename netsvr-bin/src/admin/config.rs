@@ -1,10 +1,11 @@
-//! The `[admin]` section of the configuration: where the admin HTTP port listens and the
-//! bearer token that guards it.
+//! The `[admin]` section of the configuration: where the admin HTTP port listens, the
+//! bearer token that guards it, and whether it serves the browser demo page.
 //!
 //! ```toml
 //! [admin]
 //! listen = "127.0.0.1:6065"   # default; a non-loopback address requires a token
 //! token = "s3cret"            # empty (default) = no token
+//! demo = true                 # default; false answers 404 on /demo
 //! ```
 
 use std::fmt;
@@ -24,6 +25,10 @@ pub struct AdminConfig {
     /// (`Authorization: Bearer <token>`). Empty means no token; a token is required when
     /// `listen` is not a loopback address. Visible ASCII only, at most 1024 bytes.
     pub token: String,
+    /// Serve the browser demo page at `/demo` (a WebSocket client of this gateway with live
+    /// counters). Default on: it is guarded by the token like every other page and shows
+    /// nothing the status page and API do not; `false` answers 404.
+    pub demo: bool,
 }
 
 impl Default for AdminConfig {
@@ -31,6 +36,7 @@ impl Default for AdminConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 6065)),
             token: String::new(),
+            demo: true,
         }
     }
 }
@@ -91,6 +97,7 @@ mod tests {
         AdminConfig {
             listen: listen.parse().unwrap(),
             token: token.to_owned(),
+            demo: true,
         }
     }
 
@@ -99,6 +106,7 @@ mod tests {
         let c = AdminConfig::default();
         assert_eq!(c.listen.to_string(), "127.0.0.1:6065");
         assert_eq!(c.token(), None);
+        assert!(c.demo);
         assert_eq!(c.validate(), Ok(()));
     }
 
@@ -138,6 +146,8 @@ mod tests {
         let c: AdminConfig = toml::from_str("listen = \"127.0.0.1:7000\"").unwrap();
         assert_eq!(c.listen.port(), 7000);
         assert!(toml::from_str::<AdminConfig>("tokn = \"t\"").is_err());
+        assert!(!toml::from_str::<AdminConfig>("demo = false").unwrap().demo);
+        assert!(toml::from_str::<AdminConfig>("demo = \"no\"").is_err());
         let back = toml::to_string(&c).unwrap();
         assert_eq!(toml::from_str::<AdminConfig>(&back).unwrap(), c);
     }

@@ -109,6 +109,7 @@ impl Harness {
         let admin_config = AdminConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             token: token.unwrap_or_default().to_owned(),
+            ..AdminConfig::default()
         };
         admin_config.validate().unwrap();
         let listener = admin::bind(&admin_config).unwrap();
