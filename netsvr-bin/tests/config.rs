@@ -206,6 +206,24 @@ fn bad_values_name_key_and_value() {
             "must start with redis://",
         ),
         (
+            "[gateway.deflate]\nlevel = 10\n",
+            "gateway.deflate.level",
+            "10",
+            "not between 1 and 9",
+        ),
+        (
+            "[gateway.deflate]\nclient_max_window_bits = 7\n",
+            "gateway.deflate.client_max_window_bits",
+            "7",
+            "not between 8 and 15",
+        ),
+        (
+            "[gateway.deflate]\nmin_size = -1\n",
+            "gateway.deflate.min_size",
+            "-1",
+            "invalid value",
+        ),
+        (
             "[admin]\nlisten = \"0.0.0.0:6065\"\n",
             "admin.token",
             "\"\"",
@@ -227,6 +245,30 @@ fn bad_values_name_key_and_value() {
     let err =
         parse_err("[gateway]\nnode_addr = \"10.0.0.1:1\"\n[worker]\nadvertise = \"10.0.0.2:2\"\n");
     assert_eq!(err.key.as_deref(), Some("gateway.node_addr"), "{err}");
+}
+
+#[test]
+fn deflate_keys_reach_the_core_config() {
+    let c = parse(
+        "[gateway.deflate]\nenabled = false\nlevel = 9\nmin_size = 0\n\
+         client_context_takeover = true\nclient_max_window_bits = 10\n",
+    )
+    .unwrap();
+    let core = c.gateway.to_core().deflate;
+    assert!(!core.enabled);
+    assert_eq!(core.level, 9);
+    assert_eq!(core.min_size, 0);
+    assert!(core.client_context_takeover);
+    assert_eq!(core.client_max_window_bits, 10);
+    // Absent: the core defaults.
+    assert_eq!(
+        parse("").unwrap().gateway.to_core().deflate,
+        netsvr_core::DeflateConfig::default()
+    );
+    assert_eq!(
+        parse_err("[gateway.deflate]\nlevle = 3\n").key.as_deref(),
+        Some("gateway.deflate.levle")
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]`, `[tls]`,
-//! `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`, `[cluster]`, `[admin]`, `[log]`),
+//! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]` with
+//! `[gateway.deflate]`, `[tls]`, `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`,
+//! `[cluster]`, `[admin]`, `[log]`),
 //! every key optional with netsvr's defaults, unknown keys refused, durations as humantime
 //! strings (`"10s"`, `"250ms"`). Environment variables override the usual deployment keys
 //! (see [`ENV_OVERRIDES`]). Every error names its origin, key, value and reason
@@ -7,6 +8,7 @@
 
 mod cluster;
 mod connectors;
+mod deflate;
 mod error;
 mod sections;
 mod tls;
@@ -23,6 +25,7 @@ pub use cluster::{
 pub use connectors::{
     AmqpSection, ExchangeType, HttpSection, KeyType, QueueSection, RedisSection, TargetSection,
 };
+pub use deflate::DeflateSection;
 pub use error::{ConfigFileError, Origin};
 pub use sections::{
     DispatchMode, GatewaySection, LimitsSection, LogFormat, LogSection, Opcode, SlowConsumer,
@@ -189,7 +192,7 @@ impl Config {
         self.gateway
             .to_core()
             .validate()
-            .map_err(|e| (scoped("gateway", e.key), e.reason))?;
+            .map_err(|e| (format!("gateway.{}", e.key), e.reason))?;
         if let Some(tls) = &self.tls {
             tls.validate().map_err(|(k, r)| (k.to_owned(), r))?;
         }

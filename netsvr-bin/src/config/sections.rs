@@ -9,6 +9,8 @@ use netsvr_core::worker::{Dispatch, PeerNet, WorkerConfig};
 use netsvr_core::{DownstreamOpcode, GatewayConfig, Limits, SlowConsumerPolicy};
 use serde::{Deserialize, Serialize};
 
+use super::DeflateSection;
+
 /// `[gateway]`: the client-facing side ([`GatewayConfig`]).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -54,6 +56,8 @@ pub struct GatewaySection {
     /// Graceful drain budget. Default 10 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// `[gateway.deflate]`: permessage-deflate. Default: on, level 3, 256-byte minimum.
+    pub deflate: DeflateSection,
 }
 
 /// `slow_consumer`: `drop` or `close`.
@@ -104,6 +108,7 @@ impl Default for GatewaySection {
             shards: c.shards,
             close_timeout: c.close_timeout,
             shutdown_timeout: c.shutdown_timeout,
+            deflate: DeflateSection::default(),
         }
     }
 }
@@ -136,6 +141,7 @@ impl GatewaySection {
         c.shards = self.shards;
         c.close_timeout = self.close_timeout;
         c.shutdown_timeout = self.shutdown_timeout;
+        c.deflate = self.deflate.to_core();
         c
     }
 }
