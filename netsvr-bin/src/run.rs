@@ -20,7 +20,7 @@ use netsvr_core::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, AdminState};
+use crate::admin::{self, AdminState, DemoSettings};
 use crate::config::{BrokerKind, ClusterSection, Config, TaskPortScope};
 use crate::logging::LogHandle;
 
@@ -256,7 +256,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let business = ports.serve(handle);
         tasks.push(supervise("worker", &gateway, &failed_tx, business));
     }
-    let state = AdminState::new(gateway.clone(), prometheus.clone(), config.admin.token());
+    // `[client_commands]` is not wired yet: the demo page shows no command form until it is.
+    let demo = DemoSettings {
+        client_commands: false,
+    };
+    let state = AdminState::new(gateway.clone(), prometheus.clone(), config.admin.token())
+        .with_demo(config.admin.demo.then_some(demo));
     let admin = admin::serve(admin_listener, state);
     tasks.push(supervise("admin", &gateway, &failed_tx, async move {
         admin.await;

@@ -20,6 +20,7 @@
 //! | `/healthz` → `ok`; `/readyz` → 200 `{"ready":true}` or 503 `{"ready":false,"reason":…,"unhealthy_sinks":[…]}` | GET | never: probes must not need secrets |
 //! | `/metrics` (Prometheus text format; besides the gateway's metrics, the gauge [`TOKIO_ALIVE_TASKS`]) | GET | required: metrics reveal traffic; Prometheus sends it with `authorization: { credentials: … }` |
 //! | `/` (status page) | GET | required; `?token=` is accepted here so a browser can open it |
+//! | `/demo` (demo page, a WebSocket client of the gateway; 404 unless [`AdminState::with_demo`]) | GET | required; `?token=` accepted as on `/` |
 //! | `/api/v1/status`, `/api/v1/connections`, `/api/v1/connections/{uniqId}`, `/api/v1/topics` | GET | required |
 //! | `/api/v1/cluster/nodes`, `/api/v1/cluster/connections` (404 without a cluster) | GET | required |
 //! | `/api/v1/{send,send_to_customers,broadcast,publish,subscribe,unsubscribe,kick}` | POST, `Content-Type: application/json` | required |
@@ -69,6 +70,7 @@
 mod cluster;
 mod commands;
 mod config;
+mod demo;
 mod http;
 mod page;
 mod routes;
@@ -88,6 +90,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 pub use config::{AdminConfig, AdminConfigError, MAX_TOKEN_LEN};
+pub use demo::DemoSettings;
 pub use http::MAX_BODY;
 pub use routes::METRICS_CONTENT_TYPE;
 pub use status::{MAX_LIMIT, node_addr, node_id};
@@ -120,6 +123,8 @@ pub struct AdminState {
     pub token: Option<String>,
     /// When the process started, for the uptime in `/api/v1/status`.
     pub started: Instant,
+    /// The demo page at `/demo`; `None` (the default) answers 404 there.
+    pub demo: Option<DemoSettings>,
 }
 
 impl AdminState {
@@ -130,7 +135,15 @@ impl AdminState {
             prometheus,
             token: token.filter(|t| !t.is_empty()),
             started: Instant::now(),
+            demo: None,
         }
+    }
+
+    /// Serves the demo page at `/demo` with `settings`, or not (`None`).
+    #[must_use]
+    pub fn with_demo(mut self, settings: Option<DemoSettings>) -> Self {
+        self.demo = settings;
+        self
     }
 }
 
@@ -140,6 +153,7 @@ impl std::fmt::Debug for AdminState {
             .field("gateway", &self.gateway)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("started", &self.started)
+            .field("demo", &self.demo)
             .finish_non_exhaustive()
     }
 }

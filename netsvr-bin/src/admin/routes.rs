@@ -3,7 +3,8 @@
 //!
 //! `/healthz` and `/readyz` never need the token. Every other path does when one is set,
 //! and the token is checked before the path is resolved, so nothing about the API is
-//! revealed without it. The status page (`/`) also accepts the token as `?token=`.
+//! revealed without it. The status page (`/`) and the demo page (`/demo`) also accept the
+//! token as `?token=`.
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
@@ -13,13 +14,13 @@ use super::http::{
     Resp, bearer, constant_time_eq, error, is_json, method_not_allowed, query_pairs, read_body,
     respond, unauthorized,
 };
-use super::{cluster, commands, page, status};
+use super::{cluster, commands, demo, page, status};
 
 /// The Prometheus text exposition format's content type.
 pub const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Whether the request carries the configured token (always true when none is set). The
-/// status page (`/`) may carry it as `?token=` instead of a header.
+/// status and demo pages (`/`, `/demo`) may carry it as `?token=` instead of a header.
 fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
     let Some(expected) = state.token.as_deref() else {
         return true;
@@ -28,7 +29,7 @@ fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
     if bearer(req.headers()).is_some_and(matches) {
         return true;
     }
-    req.uri().path() == "/"
+    matches!(req.uri().path(), "/" | "/demo")
         && query_pairs(req.uri().query())
             .unwrap_or_default()
             .iter()
@@ -38,6 +39,7 @@ fn authorized(state: &AdminState, req: &Request<Incoming>) -> bool {
 /// What a path accepts.
 enum Route<'a> {
     Page,
+    Demo,
     Metrics,
     Status,
     Connections,
@@ -51,6 +53,7 @@ enum Route<'a> {
 fn route(path: &str) -> Option<Route<'_>> {
     Some(match path {
         "/" => Route::Page,
+        "/demo" => Route::Demo,
         "/metrics" => Route::Metrics,
         "/api/v1/status" => Route::Status,
         "/api/v1/connections" => Route::Connections,
@@ -103,6 +106,7 @@ pub(crate) async fn handle(state: &AdminState, req: Request<Incoming>) -> Resp {
     }
     match route {
         Route::Page => page::page(),
+        Route::Demo => demo::page(state, query),
         Route::Metrics => {
             super::record_runtime();
             respond(
@@ -128,6 +132,7 @@ mod tests {
     #[test]
     fn routes_resolve() {
         assert!(matches!(route("/"), Some(Route::Page)));
+        assert!(matches!(route("/demo"), Some(Route::Demo)));
         assert!(matches!(route("/metrics"), Some(Route::Metrics)));
         assert!(matches!(route("/api/v1/status"), Some(Route::Status)));
         assert!(matches!(
