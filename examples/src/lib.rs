@@ -104,6 +104,12 @@ pub fn init_logging() {
         .init();
 }
 
+/// `docs/embedding.md`, whose Rust blocks are compiled (and the runnable ones run) as
+/// doctests of this crate, so the guide's code keeps up with the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+pub struct EmbeddingGuide;
+
 #[cfg(test)]
 mod tests {
     use super::*;
