@@ -13,6 +13,7 @@ fn config() -> DecoderConfig {
     DecoderConfig {
         max_message_size: 1 << 20,
         require_mask: true,
+        compressed: false,
     }
 }
 

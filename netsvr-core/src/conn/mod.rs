@@ -1,6 +1,7 @@
 //! The shared half of a client connection: identity, business state, outbound queue,
 //! activity clock. The socket itself lives only in the connection's task.
 
+mod frame;
 mod outbox;
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::event::{ConnInfo, ConnMeta, ConnSnapshot};
 
 pub(crate) use outbox::{CloseRequest, Outbox, Push};
+pub(crate) use frame::{Compression, Deflatable, Frame};
 
 /// Business state of a connection, changed only under its lock.
 #[derive(Debug)]

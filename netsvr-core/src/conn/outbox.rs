@@ -5,9 +5,9 @@ use std::collections::VecDeque;
 use std::task::Waker;
 
 use atomic_waker::AtomicWaker;
-use bytes::Bytes;
 use parking_lot::Mutex;
 
+use super::Frame;
 use crate::event::CloseReason;
 
 /// A request to close the connection, carried out by its task.
@@ -28,7 +28,7 @@ pub(crate) enum Push {
 
 #[derive(Debug, Default)]
 struct State {
-    frames: VecDeque<Bytes>,
+    frames: VecDeque<Frame>,
     close: Option<CloseRequest>,
     shut: bool,
     /// The task registered its waker and has not been woken since: the next push wakes it.
@@ -45,7 +45,7 @@ pub(crate) struct Outbox {
 impl Outbox {
     /// Queues one frame unless `capacity` frames are already waiting or the connection is
     /// closing. Wakes the connection task if it is waiting (once per batch).
-    pub(crate) fn push(&self, frame: Bytes, capacity: usize) -> Push {
+    pub(crate) fn push(&self, frame: Frame, capacity: usize) -> Push {
         let mut state = self.state.lock();
         if state.shut || state.close.is_some() {
             return Push::Closed;
@@ -63,7 +63,7 @@ impl Outbox {
     }
 
     /// Queues several frames in order, all or none.
-    pub(crate) fn push_all(&self, frames: &[Bytes], capacity: usize) -> Push {
+    pub(crate) fn push_all(&self, frames: &[Frame], capacity: usize) -> Push {
         let mut state = self.state.lock();
         if state.shut || state.close.is_some() {
             return Push::Closed;
@@ -115,7 +115,7 @@ impl Outbox {
 
     /// Moves every queued frame into `into` (which must be empty) and returns a pending close
     /// request, registering `waker` first so no push is missed.
-    pub(crate) fn take(&self, waker: &Waker, into: &mut VecDeque<Bytes>) -> Option<CloseRequest> {
+    pub(crate) fn take(&self, waker: &Waker, into: &mut VecDeque<Frame>) -> Option<CloseRequest> {
         self.waker.register(waker);
         let mut state = self.state.lock();
         state.armed = true;
@@ -133,7 +133,7 @@ impl Outbox {
     pub(crate) fn take_close(
         &self,
         waker: &Waker,
-        into: &mut VecDeque<Bytes>,
+        into: &mut VecDeque<Frame>,
     ) -> Option<CloseRequest> {
         self.waker.register(waker);
         let mut state = self.state.lock();
@@ -161,6 +161,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
@@ -187,9 +188,9 @@ mod tests {
         let outbox = Outbox::default();
         let mut taken = VecDeque::new();
         assert!(outbox.take(&waker, &mut taken).is_none());
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), 2), Push::Queued);
-        assert_eq!(outbox.push(Bytes::from_static(b"b"), 2), Push::Queued);
-        assert_eq!(outbox.push(Bytes::from_static(b"c"), 2), Push::Full);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"a")), 2), Push::Queued);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"b")), 2), Push::Queued);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"c")), 2), Push::Full);
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(outbox.take(&waker, &mut taken).is_none());
         assert_eq!(taken.len(), 2);
@@ -204,9 +205,9 @@ mod tests {
         let mut taken = VecDeque::new();
         assert!(outbox.take(&waker, &mut taken).is_none());
         outbox.disarm();
-        assert_eq!(outbox.push(Bytes::from_static(b"a"), 8), Push::Queued);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"a")), 8), Push::Queued);
         assert_eq!(
-            outbox.push_all(&[Bytes::from_static(b"b")], 8),
+            outbox.push_all(&[Frame::from(Bytes::from_static(b"b"))], 8),
             Push::Queued
         );
         assert_eq!(
@@ -217,8 +218,8 @@ mod tests {
         assert!(outbox.take(&waker, &mut taken).is_none());
         assert_eq!(taken.len(), 2, "the next take collects what came meanwhile");
         taken.clear();
-        assert_eq!(outbox.push(Bytes::from_static(b"c"), 8), Push::Queued);
-        assert_eq!(outbox.push(Bytes::from_static(b"d"), 8), Push::Queued);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"c")), 8), Push::Queued);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"d")), 8), Push::Queued);
         assert_eq!(
             count.0.load(Ordering::SeqCst),
             1,
@@ -230,15 +231,15 @@ mod tests {
     fn close_keeps_queue_unless_discarding() {
         let waker = Waker::noop();
         let outbox = Outbox::default();
-        outbox.push(Bytes::from_static(b"bye"), 8);
+        outbox.push(Frame::from(Bytes::from_static(b"bye")), 8);
         outbox.request_close(request());
-        assert_eq!(outbox.push(Bytes::from_static(b"late"), 8), Push::Closed);
+        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"late")), 8), Push::Closed);
         let mut taken = VecDeque::new();
         assert!(outbox.take(waker, &mut taken).is_some());
         assert_eq!(taken.len(), 1);
 
         let outbox = Outbox::default();
-        outbox.push(Bytes::from_static(b"x"), 8);
+        outbox.push(Frame::from(Bytes::from_static(b"x")), 8);
         outbox.close_now(request());
         let mut taken = VecDeque::new();
         assert!(outbox.take(waker, &mut taken).is_some());

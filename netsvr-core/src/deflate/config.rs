@@ -16,6 +16,10 @@ pub struct DeflateConfig {
     pub level: u32,
     /// Outgoing messages shorter than this many bytes are sent uncompressed. Default 256.
     pub min_size: usize,
+    /// A message that compression would not make smaller is sent uncompressed (RSV1 unset,
+    /// which RFC 7692 allows). Turn off only for peers that mishandle uncompressed messages
+    /// on a compressed connection (some test clients do). Default `true`.
+    pub skip_incompressible: bool,
     /// Let clients keep their compression context between messages (better ratio for
     /// them, but the gateway then keeps an inflate window of up to 32 KiB per connection).
     /// When `false` the gateway answers `client_no_context_takeover`. Default `false`.
@@ -32,6 +36,7 @@ impl Default for DeflateConfig {
             enabled: true,
             level: 3,
             min_size: 256,
+            skip_incompressible: true,
             client_context_takeover: false,
             client_max_window_bits: 15,
         }

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::sync::watch;
 
 use crate::auth::Authenticator;
 use crate::config::{GatewayConfig, SlowConsumerPolicy};
-use crate::conn::{CloseRequest, Conn, Push};
+use crate::conn::{CloseRequest, Conn, Deflatable, Frame, Push};
 use crate::event::{CloseReason, Event, EventKind};
 use crate::id::UniqIdGenerator;
 use crate::limit::RateLimiter;
@@ -102,12 +101,28 @@ impl Shared {
     }
 
     /// Encodes `data` once as a downstream frame.
-    pub(crate) fn frame(&self, data: &[u8]) -> Bytes {
-        wire::encode_frame(self.downstream, data)
+    pub(crate) fn frame(&self, data: &[u8]) -> Frame {
+        self.frame_as(self.downstream, data)
+    }
+
+    /// Encodes `data` once as a frame of `opcode`. While some connection has negotiated
+    /// permessage-deflate, a message of at least `deflate.min_size` bytes is queued so that
+    /// those connections get it compressed (once, shared) and the others plain.
+    pub(crate) fn frame_as(&self, opcode: OpCode, data: &[u8]) -> Frame {
+        let plain = wire::encode_frame(opcode, data);
+        let deflate = &self.config.deflate;
+        if deflate.enabled
+            && data.len() >= deflate.min_size
+            && self.counters.deflate_connections.load(Ordering::Relaxed) > 0
+        {
+            Frame::Deflatable(Arc::new(Deflatable::new(plain, opcode, data.len())))
+        } else {
+            Frame::Plain(plain)
+        }
     }
 
     /// Queues `frame` to one connection, applying the slow-consumer policy.
-    pub(crate) fn enqueue(&self, conn: &Conn, frame: &Bytes) -> bool {
+    pub(crate) fn enqueue(&self, conn: &Conn, frame: &Frame) -> bool {
         match conn
             .outbox
             .push(frame.clone(), self.config.outbound_queue_capacity)
@@ -122,14 +137,14 @@ impl Shared {
     }
 
     /// Queues several frames to one connection, in order, all or none.
-    pub(crate) fn enqueue_all(&self, conn: &Conn, frames: &[Bytes]) -> bool {
+    pub(crate) fn enqueue_all(&self, conn: &Conn, frames: &[Frame]) -> bool {
         match conn
             .outbox
             .push_all(frames, self.config.outbound_queue_capacity)
         {
             Push::Queued => true,
             Push::Full => {
-                self.slow_consumer(conn, frames.iter().map(Bytes::len).sum());
+                self.slow_consumer(conn, frames.iter().map(Frame::len).sum());
                 false
             }
             Push::Closed => false,

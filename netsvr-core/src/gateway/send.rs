@@ -4,15 +4,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+
 
 use super::{Gateway, Shared};
-use crate::conn::Conn;
+use crate::conn::{Conn, Frame};
 use crate::event::MessageKind;
 use crate::id::UniqId;
 use crate::metrics::FanoutKind;
 use crate::table::{Members, Striped, index_members};
-use crate::wire::{self, OpCode};
+use crate::wire::OpCode;
 
 #[cfg(feature = "cluster")]
 use crate::cluster::{Opcode, copy, opcode, texts};
@@ -54,7 +54,7 @@ fn pairing(targets: usize, payloads: usize) -> Result<Pairing, BulkShapeError> {
 
 impl Shared {
     /// Queues `frame` to each connection; returns how many took it.
-    fn enqueue_each(&self, conns: &[Arc<Conn>], frame: &Bytes) -> usize {
+    fn enqueue_each(&self, conns: &[Arc<Conn>], frame: &Frame) -> usize {
         conns.iter().filter(|c| self.enqueue(c, frame)).count()
     }
 
@@ -120,7 +120,7 @@ impl Gateway {
         let Some(conn) = s.tables.get(uniq_id) else {
             return false;
         };
-        let sent = s.enqueue(&conn, &wire::encode_frame(opcode_of(kind), data.as_ref()));
+        let sent = s.enqueue(&conn, &s.frame_as(opcode_of(kind), data.as_ref()));
         s.count_fanout(FanoutKind::Single, usize::from(sent), None);
         sent
     }
@@ -211,10 +211,11 @@ impl Gateway {
                 data: copy(data.as_ref()),
             })
         });
-        self.broadcast_frame(wire::encode_frame(opcode_of(kind), data.as_ref()))
+        let frame = self.shared.frame_as(opcode_of(kind), data.as_ref());
+        self.broadcast_frame(frame)
     }
 
-    fn broadcast_frame(&self, frame: Bytes) -> usize {
+    fn broadcast_frame(&self, frame: Frame) -> usize {
         let s = &self.shared;
         let started = Instant::now();
         let mut batch: Vec<Arc<Conn>> = Vec::new();
@@ -260,7 +261,7 @@ impl Gateway {
         }
         let n = match pairs {
             Pairing::OneTarget => {
-                let frames: Vec<Bytes> = data.iter().map(|d| s.frame(d.as_ref())).collect();
+                let frames: Vec<Frame> = data.iter().map(|d| s.frame(d.as_ref())).collect();
                 let conn = uniq_ids.first().and_then(|id| s.tables.get(id));
                 match conn {
                     Some(conn) if s.enqueue_all(&conn, &frames) => frames.len(),
@@ -334,7 +335,7 @@ impl Gateway {
         let started = Instant::now();
         let n = match pairs {
             Pairing::OneTarget => {
-                let frames: Vec<Bytes> = data.iter().map(|d| s.frame(d.as_ref())).collect();
+                let frames: Vec<Frame> = data.iter().map(|d| s.frame(d.as_ref())).collect();
                 let conns = s.members_of_keys(table, keys);
                 conns.iter().filter(|c| s.enqueue_all(c, &frames)).count() * frames.len()
             }

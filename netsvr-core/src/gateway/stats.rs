@@ -22,6 +22,8 @@ pub(crate) struct Counters {
     pub(crate) drops_slow_consumer: AtomicU64,
     pub(crate) drops_slow_consumer_bytes: AtomicU64,
     pub(crate) drops_sink: AtomicU64,
+    /// Connections open now that negotiated permessage-deflate.
+    pub(crate) deflate_connections: AtomicU64,
 }
 
 /// A moment's view of the gateway.
@@ -64,6 +66,8 @@ pub struct Stats {
     pub drops_slow_consumer_bytes: u64,
     /// Events the sink refused.
     pub drops_sink: u64,
+    /// Connections open now that negotiated permessage-deflate.
+    pub deflate_connections: u64,
     /// Time since the gateway was built.
     pub uptime: Duration,
 }
@@ -100,6 +104,7 @@ impl Gateway {
             drops_slow_consumer: get(&c.drops_slow_consumer),
             drops_slow_consumer_bytes: get(&c.drops_slow_consumer_bytes),
             drops_sink: get(&c.drops_sink),
+            deflate_connections: get(&c.deflate_connections),
             uptime: s.epoch.elapsed(),
         }
     }

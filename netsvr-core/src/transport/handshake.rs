@@ -12,7 +12,7 @@ use bytes::Bytes;
 use fastwebsockets::upgrade::{UpgradeFut, upgrade};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue, SEC_WEBSOCKET_VERSION};
+use hyper::header::{ALLOW, HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_VERSION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -25,6 +25,7 @@ use super::{NoSlot, Slot, request, session};
 use crate::auth::{Admission, AuthDecision, HandshakeRequest, Rejection};
 use crate::close;
 use crate::conn::Conn;
+use crate::deflate::{Negotiated, negotiate};
 use crate::event::{ConnInfo, ConnMeta};
 use crate::gateway::Shared;
 use crate::metrics::Refusal;
@@ -50,6 +51,8 @@ struct Pending {
     upgrade: UpgradeFut,
     outcome: Outcome,
     started: Instant,
+    /// permessage-deflate as agreed in the 101.
+    deflate: Option<Negotiated>,
 }
 
 /// Serves one accepted TCP connection: the TLS handshake first when TLS is on, then
@@ -106,12 +109,13 @@ where
             upgrade,
             outcome,
             started,
+            deflate,
         } = pending.lock().take()?;
         let ws = upgrade.await.ok()?;
-        Some((ws.into_inner().into_inner(), outcome, started))
+        Some((ws.into_inner().into_inner(), outcome, started, deflate))
     })
     .await;
-    let (upgraded, outcome, started) = match upgraded {
+    let (upgraded, outcome, started, deflate) = match upgraded {
         Ok(Some(done)) => done,
         Ok(None) => return,
         Err(_) => {
@@ -151,7 +155,7 @@ where
                 .metrics
                 .handshake_seconds
                 .record(started.elapsed().as_secs_f64());
-            tokio::spawn(admit(slot, meta, admission, stream, early));
+            tokio::spawn(admit(slot, meta, admission, stream, early, deflate));
         }
         Outcome::Refuse {
             meta,
@@ -169,8 +173,17 @@ fn outcome_meta(outcome: Outcome) -> ConnMeta {
 }
 
 /// Registers an admitted connection, reports it open, pushes the first message, and runs it.
-async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: Link, early: Bytes) {
+async fn admit(
+    slot: Slot,
+    meta: ConnMeta,
+    admission: Admission,
+    stream: Link,
+    early: Bytes,
+    deflate: Option<Negotiated>,
+) {
     let shared = slot.shared().clone();
+    // Counted before the first message is framed, so it can be compressed too.
+    let deflate = deflate.map(|agreed| session::DeflateSeat::new(&shared, agreed));
     let Admission {
         customer_id,
         session,
@@ -189,7 +202,7 @@ async fn admit(slot: Slot, meta: ConnMeta, admission: Admission, stream: Link, e
         conn.snapshot(),
         crate::event::EventKind::Open,
     ));
-    session::run(slot, conn, stream, early).await;
+    session::run(slot, conn, stream, early, deflate).await;
 }
 
 fn refused(shared: &Shared, reason: Refusal) {
@@ -257,7 +270,7 @@ async fn respond(
     };
     // The 101 is prepared first so the headers can then be moved, not cloned, into the
     // authenticator's request; a refusal below simply drops it.
-    let (response, upgrade_fut) = match upgrade(&mut req) {
+    let (mut response, upgrade_fut) = match upgrade(&mut req) {
         Ok(pair) => pair,
         Err(_) => {
             refused(shared, Refusal::BadRequest);
@@ -265,6 +278,20 @@ async fn respond(
         }
     };
     let request = HandshakeRequest {
+    let deflate = negotiate(
+        req.headers()
+            .get_all(SEC_WEBSOCKET_EXTENSIONS)
+            .iter()
+            .map(HeaderValue::as_bytes),
+        &shared.config.deflate,
+    )
+    .and_then(|agreed| {
+        let value = HeaderValue::from_str(agreed.response()).ok()?;
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_EXTENSIONS, value);
+        Some(agreed)
+    });
         uniq_id: meta.uniq_id,
         remote_addr: meta.remote_addr,
         path: req.uri().path().to_owned(),
@@ -280,6 +307,7 @@ async fn respond(
         outcome,
         started,
     });
+        deflate,
     response.map(|_| Full::new(Bytes::new()))
 }
 

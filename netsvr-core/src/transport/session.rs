@@ -17,7 +17,8 @@ use tokio::time::timeout_at;
 
 use super::Slot;
 use super::link::Link;
-use crate::conn::{CloseRequest, Conn};
+use crate::conn::{CloseRequest, Compression, Conn, Frame};
+use crate::deflate::{Inflater, Negotiated};
 use crate::event::{CloseReason, ConnInfo, ConnMeta, Event, EventKind, MessageKind};
 use crate::gateway::Shared;
 use crate::limit::{MessageWindow, Verdict};
@@ -35,12 +36,53 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_LEN].into_boxed_slice());
+    /// Inflates the messages of connections whose clients reset their context each message.
+    static INFLATER: RefCell<Inflater> = RefCell::new(Inflater::new());
+}
+
+/// A connection that negotiated permessage-deflate, counted while it lives (the fan-out
+/// prepares compressible frames only while there is one).
+pub(super) struct DeflateSeat {
+    shared: Arc<Shared>,
+    agreed: Negotiated,
+}
+
+impl DeflateSeat {
+    pub(super) fn new(shared: &Arc<Shared>, agreed: Negotiated) -> Self {
+        shared
+            .counters
+            .deflate_connections
+            .fetch_add(1, Ordering::Relaxed);
+        Self {
+            shared: shared.clone(),
+            agreed,
+        }
+    }
+}
+
+impl Drop for DeflateSeat {
+    fn drop(&mut self) {
+        self.shared
+            .counters
+            .deflate_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Runs an admitted connection to its end, then removes it and reports the close.
-pub(super) async fn run(slot: Slot, conn: Arc<Conn>, link: Link, early: Bytes) {
+pub(super) async fn run(
+    slot: Slot,
+    conn: Arc<Conn>,
+    link: Link,
+    early: Bytes,
+    deflate: Option<DeflateSeat>,
+) {
     let shared = slot.shared().clone();
-    let reason = Session::new(&shared, &conn, link).drive(early).await;
+    let agreed = deflate.as_ref().map(|seat| seat.agreed);
+    let reason = Session::new(&shared, &conn, link, agreed)
+        .drive(early)
+        .await;
+    drop(deflate);
     // Give the place back before reporting the close, so a client that reconnects on
     // seeing it is not refused as over the cap.
     drop(slot);
@@ -58,9 +100,9 @@ pub(super) async fn refuse(
     message: Option<Bytes>,
 ) {
     let conn = Conn::new(meta, ConnInfo::default(), shared.now_ms());
-    let mut session = Session::new(&shared, &conn, link);
+    let mut session = Session::new(&shared, &conn, link, None);
     if let Some(message) = message.filter(|m| !m.is_empty()) {
-        session.out.push_back(shared.frame(&message));
+        session.out.push_back(shared.frame(&message).resolve(None));
     }
     let end = End::Close {
         code,
@@ -101,13 +143,33 @@ struct Session<'a> {
     need: usize,
     /// Frames taken from the outbox and not yet fully written.
     out: VecDeque<Bytes>,
+    /// Frames just taken from the outbox, before compression is decided.
+    staged: VecDeque<Frame>,
+    /// permessage-deflate, when negotiated.
+    deflate: Option<Deflate>,
     window: MessageWindow,
     /// After our close frame: only a close reply still matters.
     closing: bool,
 }
 
+/// A connection's permessage-deflate state.
+struct Deflate {
+    /// How outgoing messages are compressed.
+    params: Compression,
+    /// The client keeps its context: this connection's own inflater, else the thread's.
+    inflater: Option<Box<Inflater>>,
+}
+
 impl<'a> Session<'a> {
-    fn new(shared: &'a Shared, conn: &'a Conn, link: Link) -> Self {
+    fn new(shared: &'a Shared, conn: &'a Conn, link: Link, agreed: Option<Negotiated>) -> Self {
+        let deflate = agreed.map(|agreed| Deflate {
+            params: Compression {
+                level: shared.config.deflate.level,
+                window_bits: agreed.server_window_bits,
+                only_if_smaller: shared.config.deflate.skip_incompressible,
+            },
+            inflater: (!agreed.client_no_context_takeover).then(Box::default),
+        });
         Self {
             shared,
             conn,
@@ -115,10 +177,13 @@ impl<'a> Session<'a> {
             decoder: FrameDecoder::new(DecoderConfig {
                 max_message_size: shared.config.max_message_size,
                 require_mask: true,
+                compressed: deflate.is_some(),
             }),
             inbound: Vec::new(),
             need: 0,
             out: VecDeque::new(),
+            staged: VecDeque::new(),
+            deflate,
             window: MessageWindow::default(),
             closing: false,
         }
@@ -167,16 +232,23 @@ impl<'a> Session<'a> {
         let mut rounds = 0;
         loop {
             if self.out.is_empty() {
-                if let Some(request) = self.conn.outbox.take(cx.waker(), &mut self.out) {
+                let close = self.conn.outbox.take(cx.waker(), &mut self.staged);
+                self.unstage();
+                if let Some(request) = close {
                     return Poll::Ready(Step::Close(request));
                 }
                 if self.out.is_empty() && !self.link.wants_write() {
                     if self.out.capacity() > KEEP_OUT_SLOTS {
                         self.out = VecDeque::new();
                     }
+                    if self.staged.capacity() > KEEP_OUT_SLOTS {
+                        self.staged = VecDeque::new();
+                    }
                     break;
                 }
-            } else if let Some(request) = self.conn.outbox.take_close(cx.waker(), &mut self.out) {
+            } else if let Some(request) = self.conn.outbox.take_close(cx.waker(), &mut self.staged)
+            {
+                self.unstage();
                 // The socket may be stuck: `finish` writes what it can within close_timeout.
                 return Poll::Ready(Step::Close(request));
             }
@@ -201,6 +273,14 @@ impl<'a> Session<'a> {
             Poll::Ready(Err(_)) => Poll::Ready(Step::Broken),
             Poll::Pending => Poll::Pending,
         }
+    }
+
+    /// Moves the frames taken from the outbox to the write queue, compressed for this
+    /// connection where it negotiated permessage-deflate.
+    fn unstage(&mut self) {
+        let params = self.deflate.as_ref().map(|d| d.params);
+        self.out
+            .extend(self.staged.drain(..).map(|frame| frame.resolve(params)));
     }
 
     /// Writes queued frames until done (`true`) or the socket is full (`false`).
@@ -324,6 +404,13 @@ impl<'a> Session<'a> {
         }
         let shared = self.shared;
         self.conn.touch(shared.now_ms());
+        let message = match message {
+            Message::Compressed { text, payload } => match self.inflate(text, &payload) {
+                Ok(message) => message,
+                Err(end) => return Some(end),
+            },
+            other => other,
+        };
         match message {
             Message::Text(payload) if payload == shared.config.heartbeat_message => {
                 self.heartbeat();
@@ -340,8 +427,32 @@ impl<'a> Session<'a> {
             }
             Message::Pong(_) => {}
             Message::Close(frame) => return Some(End::Echo(frame)),
+            // Inflated above.
+            Message::Compressed { .. } => {}
         }
         None
+    }
+
+    /// Inflates a compressed data message within `max_message_size` inflated bytes.
+    fn inflate(&mut self, text: bool, payload: &[u8]) -> Result<Message, End> {
+        let limit = self.shared.config.max_message_size;
+        let inflated = match self.deflate.as_mut().and_then(|d| d.inflater.as_mut()) {
+            Some(own) => own.inflate(payload, limit, false),
+            None => INFLATER.with_borrow_mut(|inflater| inflater.inflate(payload, limit, true)),
+        };
+        let fail = |code: u16, reason: String| End::Close {
+            code,
+            reason: Cow::Owned(reason),
+            cause: CloseReason::ProtocolError(code),
+        };
+        let data = inflated.map_err(|e| fail(e.close_code(), e.to_string()))?;
+        if !text {
+            return Ok(Message::Binary(Bytes::from(data)));
+        }
+        match String::from_utf8(data) {
+            Ok(text) => Ok(Message::Text(Bytes::from(text))),
+            Err(_) => Err(fail(1007, "text message is not valid UTF-8".to_owned())),
+        }
     }
 
     fn heartbeat(&self) {

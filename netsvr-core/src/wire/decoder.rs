@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::encoder::{append_unmasked, apply_mask, unmask};
 use super::frame_bits::{
     FIN_BIT, LEN_16, LEN_64, LEN_BITS, MASK_BIT, MAX_CONTROL_PAYLOAD, OPCODE_BITS, RSV_BITS,
+    RSV1_BIT,
 };
 use super::utf8::Utf8Validator;
 use super::{CloseFrame, OpCode, ProtocolError, is_valid_close_code};
@@ -23,6 +24,10 @@ pub struct DecoderConfig {
     /// Reject unmasked frames (close code 1002). A server must set this: RFC
     /// 6455 requires every client-to-server frame to be masked.
     pub require_mask: bool,
+    /// permessage-deflate was negotiated: RSV1 may be set on the first frame of a data
+    /// message, which then completes as [`Message::Compressed`]. RSV1 on a continuation
+    /// or control frame, and RSV2/RSV3 always, still fail with 1002.
+    pub compressed: bool,
 }
 
 /// A complete message: an unfragmented data frame, a reassembled fragmented
@@ -39,6 +44,14 @@ pub enum Message {
     Pong(Bytes),
     /// A close frame; `None` when its payload was empty (no status code).
     Close(Option<CloseFrame>),
+    /// A permessage-deflate compressed data message (RSV1 set), still compressed; with
+    /// `text` the inflated bytes must be checked as UTF-8 (the decoder cannot).
+    Compressed {
+        /// The message was sent as text.
+        text: bool,
+        /// The compressed payload, without the `00 00 ff ff` tail.
+        payload: Bytes,
+    },
 }
 
 /// The outcome of one [`FrameDecoder::decode`] call.
@@ -62,8 +75,10 @@ pub enum Decoded {
 /// A fragmented data message being reassembled.
 #[derive(Debug)]
 struct Partial {
-    /// Text (validated as UTF-8) or binary.
+    /// Text (validated as UTF-8 unless compressed) or binary.
     text: bool,
+    /// RSV1 was set on the first frame: the payload is compressed.
+    compressed: bool,
     /// The unmasked payload of the fragments received so far.
     buf: Vec<u8>,
     /// UTF-8 state across fragment boundaries (text only).
@@ -75,6 +90,8 @@ struct Partial {
 struct Header {
     /// The final frame of its message.
     fin: bool,
+    /// RSV1 (only ever set on the first frame of a data message, when allowed).
+    compressed: bool,
     /// The (non-reserved) opcode.
     opcode: OpCode,
     /// The masking key, for masked frames.
@@ -158,6 +175,12 @@ impl FrameDecoder {
             return Ok(Decoded::NeedMore { at_least: end });
         };
         let message = match header.opcode {
+            OpCode::Text | OpCode::Binary if header.fin && header.compressed => {
+                Some(Message::Compressed {
+                    text: header.opcode == OpCode::Text,
+                    payload: Bytes::from(unmask(payload, header.mask)),
+                })
+            }
             OpCode::Ping => Some(Message::Ping(Bytes::from(unmask(payload, header.mask)))),
             OpCode::Pong => Some(Message::Pong(Bytes::from(unmask(payload, header.mask)))),
             OpCode::Close => Some(Message::Close(parse_close(payload, header.mask)?)),
@@ -187,12 +210,18 @@ impl FrameDecoder {
             return Ok(HeaderStatus::Incomplete { at_least: 2 });
         };
         let fin = b0 & FIN_BIT != 0;
-        if b0 & RSV_BITS != 0 {
+        let rsv = b0 & RSV_BITS;
+        if rsv & !RSV1_BIT != 0 || rsv != 0 && !self.config.compressed {
             return Err(ProtocolError::ReservedBitsSet);
         }
         let raw_opcode = b0 & OPCODE_BITS;
         let opcode =
             OpCode::from_u8(raw_opcode).ok_or(ProtocolError::ReservedOpCode(raw_opcode))?;
+        // RSV1 marks a compressed message on its first frame only.
+        let compressed = rsv != 0;
+        if compressed && !matches!(opcode, OpCode::Text | OpCode::Binary) {
+            return Err(ProtocolError::ReservedBitsSet);
+        }
         let len7 = b1 & LEN_BITS;
         if opcode.is_control() {
             if !fin {
@@ -258,6 +287,7 @@ impl FrameDecoder {
         };
         Ok(HeaderStatus::Complete(Header {
             fin,
+            compressed,
             opcode,
             mask,
             len: header_len,
@@ -300,6 +330,7 @@ impl FrameDecoder {
             (OpCode::Continuation, Some(partial)) => partial,
             (OpCode::Text | OpCode::Binary, slot @ None) => slot.insert(Partial {
                 text: header.opcode == OpCode::Text,
+                compressed: header.compressed,
                 buf: Vec::with_capacity(payload.len()),
                 utf8: Utf8Validator::new(),
             }),
@@ -308,7 +339,7 @@ impl FrameDecoder {
         };
         let start = partial.buf.len();
         append_unmasked(&mut partial.buf, payload, header.mask, limit);
-        if partial.text {
+        if partial.text && !partial.compressed {
             let fresh = partial.buf.get(start..).unwrap_or_default();
             partial
                 .utf8
@@ -320,7 +351,12 @@ impl FrameDecoder {
         }
         Ok(self.partial.take().map(|done| {
             let data = Bytes::from(done.buf);
-            if done.text {
+            if done.compressed {
+                Message::Compressed {
+                    text: done.text,
+                    payload: data,
+                }
+            } else if done.text {
                 Message::Text(data)
             } else {
                 Message::Binary(data)

@@ -11,7 +11,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::OpCode;
 use super::frame_bits::{
     CLOSE_CODE_LEN, FIN_BIT, FUSED_UNMASK_MIN, LEN_16, LEN_64, MASK_BIT, MASK_BLOCK,
-    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN,
+    MAX_CONTROL_PAYLOAD, MAX_HEADER_LEN, RSV1_BIT,
 };
 
 /// The largest possible frame header: 14 bytes (a masked client frame with a
@@ -38,6 +38,17 @@ pub fn encode_frame_into(opcode: OpCode, payload: &[u8], out: &mut BytesMut) {
     out.reserve(frame_len(payload.len(), false));
     put_header(out, FIN_BIT | opcode as u8, payload.len(), None);
     out.put_slice(payload);
+}
+
+/// Encodes one unmasked data frame with FIN and RSV1 set: a whole message whose payload is
+/// already permessage-deflate compressed (RFC 7692). `opcode` is the message's (text or
+/// binary), not a control opcode.
+#[must_use]
+pub fn encode_compressed_frame(opcode: OpCode, compressed: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(frame_len(compressed.len(), false));
+    put_header(&mut out, FIN_BIT | RSV1_BIT | opcode as u8, compressed.len(), None);
+    out.put_slice(compressed);
+    out.freeze()
 }
 
 /// Encodes an unmasked close frame carrying `code` and `reason`.

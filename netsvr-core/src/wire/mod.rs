@@ -23,6 +23,8 @@ mod frame_bits {
     pub(super) const FIN_BIT: u8 = 0x80;
     /// RSV1, RSV2 and RSV3 bits of the first header byte.
     pub(super) const RSV_BITS: u8 = 0x70;
+    /// RSV1: "this message is compressed" under permessage-deflate (RFC 7692).
+    pub(super) const RSV1_BIT: u8 = 0x40;
     /// Opcode bits of the first header byte.
     pub(super) const OPCODE_BITS: u8 = 0x0F;
     /// MASK bit of the second header byte.
@@ -47,8 +49,8 @@ mod frame_bits {
 
 pub use decoder::{Decoded, DecoderConfig, FrameDecoder, Message};
 pub use encoder::{
-    encode_client_frame, encode_client_frame_raw, encode_close, encode_frame, encode_frame_into,
-    max_header_len,
+    encode_client_frame, encode_client_frame_raw, encode_close, encode_compressed_frame,
+    encode_frame, encode_frame_into, max_header_len,
 };
 
 /// A frame opcode (RFC 6455 section 5.2). Reserved opcodes (3-7, 11-15) have no variant.

@@ -23,6 +23,7 @@ fn server(max_message_size: usize) -> DecoderConfig {
     DecoderConfig {
         max_message_size,
         require_mask: true,
+        compressed: false,
     }
 }
 
@@ -111,6 +112,7 @@ fn unmasked_frames_are_rejected_in_server_role() {
     let lax = DecoderConfig {
         max_message_size: LIMIT,
         require_mask: false,
+        compressed: false,
     };
     let (messages, err, _) = decode_whole(lax, &raw);
     assert_eq!(err, None);

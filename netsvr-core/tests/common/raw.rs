@@ -71,6 +71,8 @@ impl Head {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     pub fin: bool,
+    /// RSV1: a permessage-deflate compressed message.
+    pub rsv1: bool,
     pub opcode: u8,
     pub payload: Vec<u8>,
 }
@@ -97,6 +99,8 @@ impl Frame {
 pub struct RawConn {
     pub stream: TcpStream,
     buf: Vec<u8>,
+    /// permessage-deflate was negotiated: the server may set RSV1.
+    pub deflate: bool,
 }
 
 impl RawConn {
@@ -110,6 +114,7 @@ impl RawConn {
         Self {
             stream,
             buf: Vec::new(),
+            deflate: false,
         }
     }
 
@@ -169,7 +174,7 @@ impl RawConn {
     /// Reads one frame; `None` on EOF (or reset) at a frame boundary.
     pub async fn read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some((frame, used)) = parse_frame(&self.buf) {
+            if let Some((frame, used)) = parse_frame(&self.buf, self.deflate) {
                 self.buf.drain(..used);
                 return Some(frame);
             }
@@ -240,9 +245,10 @@ fn is_reset(e: &io::Error) -> bool {
 }
 
 /// Parses one unmasked server frame from the front of `buf`.
-fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
+fn parse_frame(buf: &[u8], deflate: bool) -> Option<(Frame, usize)> {
     let (&b0, &b1) = (buf.first()?, buf.get(1)?);
-    assert_eq!(b0 & 0x70, 0, "server set RSV bits");
+    let allowed = if deflate { 0x40 } else { 0 };
+    assert_eq!(b0 & 0x70 & !allowed, 0, "server set RSV bits");
     assert_eq!(b1 & 0x80, 0, "server masked a frame");
     let (len, at) = match b1 & 0x7f {
         126 => (
@@ -258,6 +264,7 @@ fn parse_frame(buf: &[u8]) -> Option<(Frame, usize)> {
     let payload = buf.get(at..at + len)?.to_vec();
     let frame = Frame {
         fin: b0 & 0x80 != 0,
+        rsv1: b0 & 0x40 != 0,
         opcode: b0 & 0x0f,
         payload,
     };

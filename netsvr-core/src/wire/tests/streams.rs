@@ -149,6 +149,7 @@ fn header_forms_of_server_frames() {
     let lax = DecoderConfig {
         max_message_size: LIMIT,
         require_mask: false,
+        compressed: false,
     };
     for (len, header) in cases {
         let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
@@ -222,6 +223,7 @@ fn encode_close_truncates_on_char_boundary() {
     let lax = DecoderConfig {
         max_message_size: LIMIT,
         require_mask: false,
+        compressed: false,
     };
     let (messages, err, _) = decode_whole(lax, &encoded);
     assert_eq!(err, None);
