@@ -13,10 +13,12 @@ use netsvr_core::wire::{
 /// the stream, if any.
 type Outcome = (Vec<Message>, Option<ProtocolError>);
 
-fn config() -> DecoderConfig {
+/// With `compressed`, RSV1 is allowed on a message's first frame (permessage-deflate).
+fn config(compressed: bool) -> DecoderConfig {
     DecoderConfig {
         max_message_size: 64 * 1024,
         require_mask: true,
+        compressed,
     }
 }
 
@@ -31,6 +33,7 @@ fn check_message(message: &Message) {
             assert!(close.reason.len() <= 123);
         }
         Message::Close(None) => {}
+        Message::Compressed { payload, .. } => assert!(payload.len() <= 64 * 1024),
     }
 }
 
@@ -65,8 +68,8 @@ fn drain(decoder: &mut FrameDecoder, buf: &mut Vec<u8>, out: &mut Outcome) -> bo
 }
 
 /// Decodes `stream` fed in reads of the given sizes.
-fn decode_in_chunks(stream: &[u8], chunk_sizes: &[u8]) -> Outcome {
-    let mut decoder = FrameDecoder::new(config());
+fn decode_in_chunks(stream: &[u8], chunk_sizes: &[u8], compressed: bool) -> Outcome {
+    let mut decoder = FrameDecoder::new(config(compressed));
     let mut out = (Vec::new(), None);
     let mut buf = Vec::new();
     for chunk in netsvr_fuzz::reads(stream, chunk_sizes) {
@@ -78,8 +81,8 @@ fn decode_in_chunks(stream: &[u8], chunk_sizes: &[u8]) -> Outcome {
     out
 }
 
-fn decode_whole(stream: &[u8]) -> Outcome {
-    let mut decoder = FrameDecoder::new(config());
+fn decode_whole(stream: &[u8], compressed: bool) -> Outcome {
+    let mut decoder = FrameDecoder::new(config(compressed));
     let mut out = (Vec::new(), None);
     let mut buf = stream.to_vec();
     drain(&mut decoder, &mut buf, &mut out);
@@ -90,7 +93,8 @@ fuzz_target!(|data: &[u8]| {
     let Some((chunk_sizes, stream)) = netsvr_fuzz::split_input(data) else {
         return;
     };
-    let whole = decode_whole(stream);
-    let chunked = decode_in_chunks(stream, chunk_sizes);
+    let compressed = chunk_sizes.first().is_some_and(|b| b & 1 == 1);
+    let whole = decode_whole(stream, compressed);
+    let chunked = decode_in_chunks(stream, chunk_sizes, compressed);
     assert_eq!(whole, chunked, "chunk sizes {chunk_sizes:?}");
 });
