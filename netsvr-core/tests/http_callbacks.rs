@@ -220,6 +220,7 @@ async fn on_open_allow_posts_conn_open_and_applies_the_answer() {
             new_customer_id: "cust-1".into(),
             new_topics: vec!["t1".into(), "t2".into()],
             data: Bytes::from_static(b"welcome"),
+            ..Default::default()
         })
     })
     .await;
@@ -382,6 +383,7 @@ async fn on_message_and_on_close_post_exact_bodies() {
             new_customer_id: "cust-1".into(),
             new_topics: vec!["t1".into(), "t2".into()],
             data: Bytes::from_static(b"welcome"),
+            ..Default::default()
         }),
         // A body on an ignored answer must not matter.
         "/close" => Answer(200, Bytes::from_static(b"ignored"), Duration::ZERO),

@@ -24,6 +24,15 @@ pub struct ConnOpenResp {
     pub new_topics: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     #[prost(bytes = "bytes", tag = "5")]
     pub data: ::prost::bytes::Bytes,
+    /// Extension (netsvr-rs): topic prefixes the client may subscribe to with a JSON
+    /// `subscribe` command (client commands, when the gateway enables them). Empty: no grant.
+    /// netsvr ignores the field.
+    #[prost(string, repeated, tag = "6")]
+    pub subscribe_topics: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Extension (netsvr-rs): topic prefixes the client may publish to with a JSON `publish`
+    /// command. Empty: no grant. netsvr ignores the field.
+    #[prost(string, repeated, tag = "7")]
+    pub publish_topics: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ConnClose {
