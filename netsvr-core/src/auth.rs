@@ -1,11 +1,13 @@
 //! The `Authenticator` seam: who may connect, and what they start with.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use hyper::HeaderMap;
 
+use crate::client_cmd::ClientGrants;
 use crate::id::UniqId;
 
 /// The facts of an upgrade request, given to the authenticator before the 101.
@@ -54,6 +56,9 @@ pub struct Admission {
     pub topics: Vec<String>,
     /// A first message pushed to the client right after admission.
     pub message: Option<Bytes>,
+    /// Topic prefixes the client may use with client commands (see
+    /// [`crate::client_cmd`]); `None`: no grants.
+    pub grants: Option<Arc<ClientGrants>>,
 }
 
 impl Admission {
@@ -83,6 +88,14 @@ impl Admission {
     /// Pushes a first message.
     pub fn message(mut self, message: impl Into<Bytes>) -> Self {
         self.message = Some(message.into());
+        self
+    }
+
+    /// Grants topic prefixes for client commands (checked by the
+    /// [`ConnectionGrants`](crate::client_cmd::ConnectionGrants) authoriser and by
+    /// [`TopicPrefixes::with_grants`](crate::client_cmd::TopicPrefixes::with_grants)).
+    pub fn grants(mut self, grants: ClientGrants) -> Self {
+        self.grants = Some(Arc::new(grants));
         self
     }
 }

@@ -33,6 +33,7 @@ pub mod amqp_queue;
 pub mod auth;
 #[cfg(feature = "http")]
 pub mod callbacks;
+pub mod client_cmd;
 pub mod close;
 #[cfg(feature = "cluster")]
 pub mod cluster;
@@ -72,6 +73,7 @@ pub mod wire;
 pub mod worker;
 
 pub use auth::{Admission, AllowAll, AuthDecision, Authenticator, HandshakeRequest, Rejection};
+pub use client_cmd::{ClientCommands, ClientGrants, CommandAuthorizer};
 pub use config::{ConfigError, DeflateConfig, DownstreamOpcode, GatewayConfig, SlowConsumerPolicy};
 
 pub use event::{CloseReason, ConnInfo, ConnMeta, ConnSnapshot, Event, EventKind, MessageKind};

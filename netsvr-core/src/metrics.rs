@@ -72,6 +72,11 @@ pub const CLUSTER_CONNS_REAPED_TOTAL: &str = "netsvr_cluster_conns_reaped_total"
 /// misconfiguration: two nodes advertise the same address and port).
 pub const CLUSTER_DUPLICATE_ID_TOTAL: &str = "netsvr_cluster_duplicate_id_total";
 
+/// Counter, labels `cmd` (`subscribe`, `unsubscribe`, `publish`, `ping`) and `result`
+/// (`ok`, `bad_request`, `forbidden`, `too_large`, `rate_limited`, `unavailable`, `other`):
+/// client commands run (see [`crate::client_cmd`]).
+pub const CLIENT_COMMANDS_TOTAL: &str = "netsvr_client_commands_total";
+
 /// Registers the help text of every metric with the installed recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
@@ -129,6 +134,10 @@ pub fn describe() {
     describe_counter!(
         CLUSTER_CONNS_REAPED_TOTAL,
         "Connections of dead nodes reported closed."
+    );
+    describe_counter!(
+        CLIENT_COMMANDS_TOTAL,
+        "Client commands run, by command and result."
     );
     describe_counter!(
         CLUSTER_DUPLICATE_ID_TOTAL,

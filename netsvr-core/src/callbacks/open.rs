@@ -8,6 +8,7 @@ use prost::Message as _;
 
 use super::client::{CallError, HttpClient};
 use crate::auth::{Admission, AuthDecision, Authenticator, HandshakeRequest, Rejection};
+use crate::client_cmd::ClientGrants;
 use crate::close;
 
 /// Largest `ConnOpenResp` body accepted; a longer one is a callback failure.
@@ -28,6 +29,9 @@ pub const FAILED_REASON: &str = "callback failed";
 ///
 /// - `allow = true` admits the client: a non-empty `newSession`, `newCustomerId` and
 ///   `newTopics` are applied, and a non-empty `data` is the first message it receives;
+///   the netsvr-rs extensions `subscribeTopics` and `publishTopics` (topic prefixes), when
+///   either is non-empty, become the connection's [`ClientGrants`] for client commands
+///   (absent, as from netsvr's own SDKs: no grants);
 /// - `allow = false` upgrades, pushes `data` (when set) and closes with 1008 `refused`;
 /// - a connect or transport error, the timeout, another status, a body over
 ///   [`OPEN_RESPONSE_LIMIT`] or one that does not decode closes with 1011
@@ -120,6 +124,13 @@ pub(crate) fn decide(answer: pb::ConnOpenResp) -> AuthDecision {
     if let Some(message) = message {
         admission = admission.message(message);
     }
+    if !answer.subscribe_topics.is_empty() || !answer.publish_topics.is_empty() {
+        admission = admission.grants(
+            ClientGrants::new()
+                .subscribe(answer.subscribe_topics)
+                .publish(answer.publish_topics),
+        );
+    }
     AuthDecision::Allow(admission)
 }
 
@@ -145,18 +156,35 @@ mod tests {
             new_customer_id: "c".into(),
             new_topics: vec!["a".into(), "b".into()],
             data: Bytes::from_static(b"hi"),
+            subscribe_topics: vec!["news.".into()],
+            publish_topics: vec!["chat.".into(), "".into()],
         };
         let expected = Admission::new()
             .session("s")
             .customer("c")
             .topics(["a", "b"])
-            .message(Bytes::from_static(b"hi"));
+            .message(Bytes::from_static(b"hi"))
+            .grants(
+                ClientGrants::new()
+                    .subscribe(["news."])
+                    .publish(["chat.", ""]),
+            );
         assert_eq!(decide(full), AuthDecision::Allow(expected));
         let bare = pb::ConnOpenResp {
             allow: true,
             ..Default::default()
         };
         assert_eq!(decide(bare), AuthDecision::Allow(Admission::new()));
+        // One list alone is a grant too.
+        let publish_only = pb::ConnOpenResp {
+            allow: true,
+            publish_topics: vec!["room.".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            decide(publish_only),
+            AuthDecision::Allow(Admission::new().grants(ClientGrants::new().publish(["room."])))
+        );
     }
 
     #[test]

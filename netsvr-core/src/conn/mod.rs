@@ -9,10 +9,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
+use crate::client_cmd::ClientGrants;
 use crate::event::{ConnInfo, ConnMeta, ConnSnapshot};
 
-pub(crate) use outbox::{CloseRequest, Outbox, Push};
 pub(crate) use frame::{Compression, Deflatable, Frame};
+pub(crate) use outbox::{CloseRequest, Outbox, Push};
 
 /// Business state of a connection, changed only under its lock.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub(crate) struct Conn {
     pub(crate) outbox: Outbox,
     /// Milliseconds since the gateway's epoch at the last inbound frame.
     last_active: AtomicU64,
+    /// What the authenticator granted for client commands (8 bytes; none when unused).
+    pub(crate) grants: Option<Arc<ClientGrants>>,
 }
 
 impl Conn {
@@ -46,7 +49,14 @@ impl Conn {
             }),
             outbox: Outbox::default(),
             last_active: AtomicU64::new(now_ms),
+            grants: None,
         }
+    }
+
+    /// The same connection with the client-command grants of its admission.
+    pub(crate) fn with_grants(mut self, grants: Option<Arc<ClientGrants>>) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// Locks the business state. Lock order: a connection's state, then table shards.

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::{Counters, Gateway, Shared};
 use crate::auth::{AllowAll, Authenticator};
+use crate::client_cmd::{ClientCommands, CommandAuthorizer, CommandRuntime};
 use crate::config::{ConfigError, DownstreamOpcode, GatewayConfig};
 use crate::id::UniqIdGenerator;
 use crate::limit::{GovernorLimiter, RateLimiter};
@@ -54,6 +55,7 @@ pub struct GatewayBuilder {
     auth: Arc<dyn Authenticator>,
     limiter: Arc<dyn RateLimiter>,
     listener: Option<std::net::TcpListener>,
+    commands: Option<ClientCommands>,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
     #[cfg(feature = "cluster")]
@@ -87,6 +89,7 @@ impl GatewayBuilder {
             auth: Arc::new(AllowAll),
             limiter: Arc::new(GovernorLimiter::default()),
             listener: None,
+            commands: None,
             #[cfg(feature = "tls")]
             tls: None,
             #[cfg(feature = "cluster")]
@@ -154,6 +157,20 @@ impl GatewayBuilder {
         self
     }
 
+    /// Turns client commands on (see [`crate::client_cmd`]): a client text message that is
+    /// a JSON `subscribe`, `unsubscribe`, `publish` or `ping` command is checked by
+    /// `authorizer`, run by the gateway and answered, instead of reaching the sink. Off
+    /// unless called.
+    pub fn client_commands(self, authorizer: impl CommandAuthorizer) -> Self {
+        self.client_commands_with(ClientCommands::new(authorizer))
+    }
+
+    /// Same, with the authoriser and limits given as [`ClientCommands`].
+    pub fn client_commands_with(mut self, commands: ClientCommands) -> Self {
+        self.commands = Some(commands);
+        self
+    }
+
     /// Serves TLS (wss://) with this configuration (see [`crate::tls`] to build one from
     /// PEM); [`Gateway::reload_tls`] swaps it later.
     #[cfg(feature = "tls")]
@@ -181,6 +198,9 @@ impl GatewayBuilder {
     /// future does.
     pub fn build(self) -> Result<(Gateway, Serve), BuildError> {
         self.config.validate()?;
+        if let Some(commands) = &self.commands {
+            commands.validate()?;
+        }
         #[cfg(feature = "cluster")]
         if let Some((_, cluster)) = &self.broker {
             cluster.validate()?;
@@ -216,7 +236,8 @@ impl GatewayBuilder {
                 config,
             ))
         });
-        let shared = Arc::new(Shared {
+        let commands = self.commands;
+        let shared = Arc::new_cyclic(|me| Shared {
             tables: Tables::new(self.config.shards),
             ids: UniqIdGenerator::new(node_addr),
             sink: self.sink,
@@ -236,6 +257,7 @@ impl GatewayBuilder {
             tls: self.tls.map(arc_swap::ArcSwap::new),
             #[cfg(feature = "cluster")]
             cluster,
+            commands: commands.map(|c| CommandRuntime::new(c, me.clone())),
             config: self.config,
         });
         let gateway = Gateway {

@@ -83,6 +83,9 @@ pub(crate) struct Shared {
     /// The cluster link, when a broker is attached.
     #[cfg(feature = "cluster")]
     pub(crate) cluster: Option<Arc<crate::cluster::Outbound>>,
+    /// Client commands, when enabled: client text messages that are commands run here
+    /// instead of reaching the sink.
+    pub(crate) commands: Option<crate::client_cmd::CommandRuntime>,
 }
 
 impl Shared {
@@ -180,8 +183,17 @@ impl Shared {
         }
     }
 
-    /// Hands an event to the sink; a refusal is counted, never hidden.
+    /// Hands an event to the sink; a refusal is counted, never hidden. With client commands
+    /// on, a client message that is a command is run (on this, the connection's task, in
+    /// message order) instead.
     pub(crate) fn emit(&self, event: Event) {
+        let event = match &self.commands {
+            Some(commands) => match commands.intercept(event) {
+                Some(event) => event,
+                None => return,
+            },
+            None => event,
+        };
         match self.sink.deliver(event) {
             Ok(()) => {}
             Err(SinkError::Full) => {

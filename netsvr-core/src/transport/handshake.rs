@@ -189,9 +189,10 @@ async fn admit(
         session,
         topics,
         message,
+        grants,
     } = admission;
     let info = ConnInfo::new(customer_id, session, topics);
-    let conn = Arc::new(Conn::new(meta, info, shared.now_ms()));
+    let conn = Arc::new(Conn::new(meta, info, shared.now_ms()).with_grants(grants));
     // Queue the first message before the connection is visible to anyone else, so it is
     // the first thing the client gets.
     if let Some(message) = message.filter(|m| !m.is_empty()) {
@@ -277,7 +278,6 @@ async fn respond(
             return answer(StatusCode::BAD_REQUEST, "bad upgrade request\n");
         }
     };
-    let request = HandshakeRequest {
     let deflate = negotiate(
         req.headers()
             .get_all(SEC_WEBSOCKET_EXTENSIONS)
@@ -292,6 +292,7 @@ async fn respond(
             .insert(SEC_WEBSOCKET_EXTENSIONS, value);
         Some(agreed)
     });
+    let request = HandshakeRequest {
         uniq_id: meta.uniq_id,
         remote_addr: meta.remote_addr,
         path: req.uri().path().to_owned(),
@@ -306,8 +307,8 @@ async fn respond(
         upgrade: upgrade_fut,
         outcome,
         started,
-    });
         deflate,
+    });
     response.map(|_| Full::new(Bytes::new()))
 }
 
