@@ -212,6 +212,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     if let Some(ports) = &ports {
         builder = builder.node_addr(ports.node_addr());
     }
+    if let Some(commands) = config.client_commands.to_core() {
+        builder = builder.client_commands_with(commands);
+    }
     let cluster = config.cluster.as_ref().filter(|c| c.enabled);
     if let Some(cluster) = cluster {
         let broker: Arc<dyn Broker> = match cluster.broker {
@@ -256,9 +259,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let business = ports.serve(handle);
         tasks.push(supervise("worker", &gateway, &failed_tx, business));
     }
-    // `[client_commands]` is not wired yet: the demo page shows no command form until it is.
     let demo = DemoSettings {
-        client_commands: false,
+        client_commands: config.client_commands.enabled,
     };
     let state = AdminState::new(gateway.clone(), prometheus.clone(), config.admin.token())
         .with_demo(config.admin.demo.then_some(demo));
@@ -277,6 +279,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         admin = %admin_addr,
         node = %crate::admin::node_addr(&gateway),
         sinks = %sink_names.join(","),
+        client_commands = config.client_commands.enabled,
         version = env!("CARGO_PKG_VERSION"),
         "netsvr listening"
     );
@@ -368,6 +371,10 @@ impl Running {
             ("redis", old.redis != new.redis),
             ("amqp", old.amqp != new.amqp),
             ("cluster", old.cluster != new.cluster),
+            (
+                "client_commands",
+                old.client_commands != new.client_commands,
+            ),
             ("admin", old.admin != new.admin),
             ("log.format", old.log.format != new.log.format),
         ];

@@ -206,6 +206,18 @@ fn bad_values_name_key_and_value() {
             "must start with redis://",
         ),
         (
+            "[client_commands]\nenabled = true\nmax_publish_size = 0\n",
+            "client_commands.max_publish_size",
+            "0",
+            "at least 1",
+        ),
+        (
+            "[client_commands]\nenabled = true\nopen_grants = \"yes\"\n",
+            "client_commands.open_grants",
+            "\"yes\"",
+            "expected a boolean",
+        ),
+        (
             "[gateway.deflate]\nlevel = 10\n",
             "gateway.deflate.level",
             "10",
@@ -268,6 +280,42 @@ fn deflate_keys_reach_the_core_config() {
     assert_eq!(
         parse_err("[gateway.deflate]\nlevle = 3\n").key.as_deref(),
         Some("gateway.deflate.levle")
+    );
+}
+
+#[test]
+fn client_commands_are_off_by_default_and_checked_when_on() {
+    let c = parse("").unwrap();
+    assert!(!c.client_commands.enabled);
+    assert!(c.client_commands.to_core().is_none());
+    let c = parse(
+        "[client_commands]\nenabled = true\nsubscribe_prefixes = [\"news.\"]\n\
+         publish_prefixes = [\"chat.\"]\nopen_grants = false\nmax_publish_size = 10\n",
+    )
+    .unwrap();
+    assert_eq!(c.client_commands.subscribe_prefixes, ["news."]);
+    assert_eq!(c.client_commands.publish_prefixes, ["chat."]);
+    assert!(!c.client_commands.open_grants);
+    let core = format!("{:?}", c.client_commands.to_core().unwrap());
+    assert!(core.contains("max_publish_size: 10"), "{core}");
+    // A prefix longer than any topic could match nothing.
+    let long = "x".repeat(129);
+    let err = parse_err(&format!(
+        "[client_commands]\nenabled = true\nsubscribe_prefixes = [\"{long}\"]\n"
+    ));
+    assert_eq!(
+        err.key.as_deref(),
+        Some("client_commands.subscribe_prefixes"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("longer than 128 bytes"), "{err}");
+    // Off: not checked.
+    assert!(parse("[client_commands]\nmax_publish_size = 0\n").is_ok());
+    assert_eq!(
+        parse_err("[client_commands]\nprefixes = []\n")
+            .key
+            .as_deref(),
+        Some("client_commands.prefixes")
     );
 }
 

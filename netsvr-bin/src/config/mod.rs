@@ -1,11 +1,12 @@
 //! The TOML configuration of the `netsvr` binary: one section per part (`[gateway]` with
 //! `[gateway.deflate]`, `[tls]`, `[limits]`, `[worker]`, `[http]`, `[redis]`, `[amqp]`,
-//! `[cluster]`, `[admin]`, `[log]`),
+//! `[cluster]`, `[client_commands]`, `[admin]`, `[log]`),
 //! every key optional with netsvr's defaults, unknown keys refused, durations as humantime
 //! strings (`"10s"`, `"250ms"`). Environment variables override the usual deployment keys
 //! (see [`ENV_OVERRIDES`]). Every error names its origin, key, value and reason
 //! ([`ConfigFileError`]). `netsvr.example.toml` at the repository root documents every key.
 
+mod client_commands;
 mod cluster;
 mod connectors;
 mod deflate;
@@ -19,6 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize, Serializer};
 
 pub use crate::admin::AdminConfig;
+pub use client_commands::ClientCommandsSection;
 pub use cluster::{
     BrokerKind, ClusterNatsSection, ClusterRedisSection, ClusterSection, TaskPortScope,
 };
@@ -58,6 +60,8 @@ pub struct Config {
     /// Scale-out through a shared broker; absent: a single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSection>,
+    /// JSON commands from clients (subscribe, publish, ...); off by default.
+    pub client_commands: ClientCommandsSection,
     /// The admin HTTP port.
     #[serde(serialize_with = "serialize_admin")]
     pub admin: AdminConfig,
@@ -236,6 +240,9 @@ impl Config {
         if let Some(cluster) = self.cluster.as_ref().filter(|c| c.enabled) {
             cluster.validate()?;
         }
+        self.client_commands
+            .validate()
+            .map_err(|(k, r)| (k.to_owned(), r))?;
         self.admin
             .validate()
             .map_err(|e| (scoped("admin", e.key), e.reason))?;
