@@ -13,9 +13,13 @@ pub struct Args {
     pub listen: SocketAddr,
     /// `--max-message-size BYTES` (default: the gateway's).
     pub max_message_size: Option<usize>,
+    /// `--compress-all`: with permessage-deflate, compress every message, however small
+    /// or incompressible (for test clients that mishandle uncompressed messages).
+    pub compress_all: bool,
 }
 
-/// Parses `--listen ADDR` and `--max-message-size BYTES`; anything else is an error.
+/// Parses `--listen ADDR`, `--max-message-size BYTES` and `--compress-all`; anything else
+/// is an error.
 pub fn parse_args() -> Result<Args, String> {
     parse_from(std::env::args().skip(1))
 }
@@ -26,8 +30,13 @@ fn parse_from(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             .parse()
             .map_err(|e| format!("default listen address: {e}"))?,
         max_message_size: None,
+        compress_all: false,
     };
     while let Some(flag) = args.next() {
+        if flag == "--compress-all" {
+            out.compress_all = true;
+            continue;
+        }
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
             "--listen" => {
@@ -55,6 +64,10 @@ pub fn config(args: &Args) -> netsvr_core::GatewayConfig {
     config.path = "/".to_owned();
     if let Some(max) = args.max_message_size {
         config.max_message_size = max;
+    }
+    if args.compress_all {
+        config.deflate.min_size = 0;
+        config.deflate.skip_incompressible = false;
     }
     config
 }

@@ -1,8 +1,11 @@
 //! The Autobahn|Testsuite server cases (via `kosoku`) against the `echo` example.
 //!
 //! Needs `kosoku` on PATH (`pip install kosoku`). With `CI` set a missing kosoku fails the
-//! test; otherwise the test is skipped with a printed reason. The compression cases 12.*
-//! and 13.* wait for permessage-deflate.
+//! test; otherwise the test is skipped with a printed reason. Every case runs, the
+//! permessage-deflate cases 12.* and 13.* included. The echo runs with `--compress-all`:
+//! kosoku (0.x) fails a case when the server sends an uncompressed message on a compressed
+//! connection, which RFC 7692 allows and the gateway does by default for small or
+//! incompressible messages (`netsvr-core/tests/deflate.rs` covers that behaviour).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::net::TcpListener;
@@ -61,7 +64,7 @@ fn autobahn_server_cases_pass() {
     let addr = format!("127.0.0.1:{}", free_port());
     let server = Server(
         Command::new(&binary)
-            .args(["--listen", &addr, "--max-message-size", "67108864"])
+            .args(["--listen", &addr, "--max-message-size", "67108864", "--compress-all"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -78,7 +81,7 @@ fn autobahn_server_cases_pass() {
     let reports = std::env::temp_dir().join(format!("netsvr-autobahn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&reports);
     let out = Command::new("kosoku")
-        .args(["-p", "2", "-x", "12.*", "-x", "13.*", "-o"])
+        .args(["-p", "4", "-o"])
         .arg(&reports)
         .arg(&addr)
         .output()
@@ -108,7 +111,11 @@ fn autobahn_server_cases_pass() {
         }
     }
     println!("autobahn: {} cases {counts:?}", cases.len());
-    assert!(cases.len() > 250, "only {} cases ran", cases.len());
+    assert!(cases.len() > 450, "only {} cases ran", cases.len());
+    for section in ["12.", "13."] {
+        let ran = cases.keys().filter(|c| c.starts_with(section)).count();
+        assert!(ran >= 90, "only {ran} compression cases {section}*");
+    }
     assert!(failed.is_empty(), "failed cases: {failed:?}");
     let _ = std::fs::remove_dir_all(&reports);
 }
