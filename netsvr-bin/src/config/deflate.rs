@@ -14,6 +14,8 @@ pub struct DeflateSection {
     pub level: u32,
     /// Outgoing messages shorter than this many bytes are sent uncompressed. Default 256.
     pub min_size: usize,
+    /// Send a message plain when compression would not shrink it. Default true.
+    pub skip_incompressible: bool,
     /// Let clients keep their compression context between messages. Default false.
     pub client_context_takeover: bool,
     /// With `client_context_takeover`: the largest window (8 to 15 bits) asked of clients.
@@ -28,6 +30,7 @@ impl Default for DeflateSection {
             enabled: c.enabled,
             level: c.level,
             min_size: c.min_size,
+            skip_incompressible: c.skip_incompressible,
             client_context_takeover: c.client_context_takeover,
             client_max_window_bits: c.client_max_window_bits,
         }
@@ -41,6 +44,7 @@ impl DeflateSection {
         c.enabled = self.enabled;
         c.level = self.level;
         c.min_size = self.min_size;
+        c.skip_incompressible = self.skip_incompressible;
         c.client_context_takeover = self.client_context_takeover;
         c.client_max_window_bits = self.client_max_window_bits;
         c
