@@ -1,7 +1,9 @@
 //! The admin demo page (`/demo`) of the real `netsvr` binary: what it is told about the
 //! gateway, its switch, and an end-to-end run in headless Chromium — two tabs connect, a
 //! broadcast through the JSON command API reaches both (a 4 KiB one intact), a message typed
-//! in a tab reaches the gateway, and a screenshot is saved under `target/browser-e2e/`.
+//! in a tab reaches the gateway, and a screenshot is saved under `target/browser-e2e/`; with
+//! client commands on, a tab subscribes through the page's form (a refused topic shows a 403
+//! reply) and only it gets the topic's publish, until it unsubscribes.
 //!
 //! The browser part runs `tests/browser/demo.mjs` with Node.js and playwright-core on the
 //! system Chromium (`/usr/bin/chromium`, or `NETSVR_CHROMIUM`). Without node, Chromium or
@@ -22,20 +24,25 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Whether the tabs must have negotiated permessage-deflate. Turn on once netsvr-core
-/// negotiates it by default (`[gateway.deflate] enabled = true`).
-const EXPECT_PERMESSAGE_DEFLATE: bool = false;
+/// Whether the tabs must have negotiated permessage-deflate: netsvr-core negotiates it with
+/// clients that offer it (Chromium does) under the default `[gateway.deflate] enabled = true`.
+const EXPECT_PERMESSAGE_DEFLATE: bool = true;
 /// The admin token of these tests' gateways.
 const TOKEN: &str = "demo-test-token";
 /// Longest run of the browser script.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn config(admin_extra: &str) -> PathBuf {
+    config_with(admin_extra, "")
+}
+
+/// A configuration on port 0 with `admin_extra` in `[admin]`, followed by `sections`.
+fn config_with(admin_extra: &str, sections: &str) -> PathBuf {
     let text = format!(
         "[gateway]\nlisten = \"127.0.0.1:0\"\nshutdown_timeout = \"3s\"\n\
          [worker]\nworker_listen = \"127.0.0.1:0\"\ntask_listen = \"127.0.0.1:0\"\n\
          [admin]\nlisten = \"127.0.0.1:0\"\ntoken = \"{TOKEN}\"\n{admin_extra}\n\
-         [log]\nformat = \"json\"\nlevel = \"info\"\n"
+         [log]\nformat = \"json\"\nlevel = \"info\"\n{sections}"
     );
     temp_file("netsvr.toml", &text)
 }
@@ -114,6 +121,18 @@ async fn demo_page_can_be_switched_off() {
     // The status page is unaffected.
     let (code, _, _) = get(server.admin, &format!("/?token={TOKEN}")).await;
     assert_eq!(code, 200);
+}
+
+/// `target/browser-e2e/<name>`, the directory created and any old file removed.
+fn screenshot_path(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .join("browser-e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    path
 }
 
 /// The browser script's folder.
@@ -213,13 +232,7 @@ async fn two_tabs_receive_a_broadcast_from_the_command_api() {
         return;
     }
     let server = Server::start(&config("")).await;
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .unwrap()
-        .join("browser-e2e");
-    std::fs::create_dir_all(&dir).unwrap();
-    let shot = dir.join("demo.png");
-    let _ = std::fs::remove_file(&shot);
+    let shot = screenshot_path("demo.png");
 
     let result = run_script(&server, "broadcast", Some(&shot)).await;
     assert_eq!(result["broadcast"], true, "{result}");
@@ -247,5 +260,34 @@ async fn two_tabs_receive_a_broadcast_from_the_command_api() {
         png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
         "not a PNG"
     );
+    println!("screenshot: {}", shot.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_publish_reaches_only_the_tab_that_subscribed_on_the_page() {
+    if !browser_available() {
+        return;
+    }
+    let server = Server::start(&config_with(
+        "",
+        "[client_commands]\nenabled = true\nsubscribe_prefixes = [\"demo-\"]\n",
+    ))
+    .await;
+    let (_, _, body) = get(server.admin, &format!("/demo?token={TOKEN}")).await;
+    assert_eq!(page_config(&body)["client_commands"], true);
+
+    let shot = screenshot_path("demo-topics.png");
+    let result = run_script(&server, "topics", Some(&shot)).await;
+    let refused = result["refused_reply"].as_str().unwrap();
+    assert!(
+        refused.contains("\"ok\":false") && refused.contains("403"),
+        "{result}"
+    );
+    let reply = result["subscribe_reply"].as_str().unwrap();
+    assert!(reply.contains("\"ok\":true"), "{result}");
+    assert_eq!(result["topic_only_subscriber"], true, "{result}");
+    assert_eq!(result["unsubscribed"], true, "{result}");
+    let png = std::fs::read(&shot).expect("no screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     println!("screenshot: {}", shot.display());
 }

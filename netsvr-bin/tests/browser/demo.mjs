@@ -140,13 +140,19 @@ async function broadcastScenario(tabs, result) {
 async function topicsScenario(tabs, result) {
   const [one, two] = tabs.map((t) => t.page);
   check(await one.isVisible("#commands"), "the client command form is hidden");
+  // A topic outside the allowed prefixes is refused, and the reply is shown as a failure.
+  await one.fill("#topic", `forbidden-${unique}`);
+  await one.click("#subscribe");
+  await one.waitForSelector("#log li.reply.failed", { timeout: WAIT });
+  result.refused_reply = (await logTexts(one, "reply"))[0];
+  console.log(`tab 1 refused: ${result.refused_reply}`);
+
   const topic = `demo-${unique}`;
   await one.fill("#topic", topic);
   await one.click("#subscribe");
   await one.waitForSelector("#log li.reply.ok", { timeout: WAIT });
-  const replies = await logTexts(one, "reply");
-  console.log(`tab 1 subscribed: ${replies.join(" | ")}`);
-  result.subscribe_reply = replies[0];
+  result.subscribe_reply = await one.textContent("#log li.reply.ok .text");
+  console.log(`tab 1 subscribed: ${result.subscribe_reply}`);
 
   const news = `news for ${topic}`;
   const sent = await api("/api/v1/publish", { topics: [topic], data: news });
@@ -161,6 +167,16 @@ async function topicsScenario(tabs, result) {
   check(!twoGot.includes(news), "tab 2 (not subscribed) received the topic message");
   result.topic_only_subscriber = true;
   console.log("topic publish reached tab 1 only");
+
+  // Unsubscribed through the form, tab 1 gets no more of the topic.
+  await one.click("#unsubscribe");
+  await until("the unsubscribe reply", async () => (await logTexts(one, "reply")).length === 3);
+  const unsub = (await logTexts(one, "reply"))[2];
+  check(unsub.includes('"ok":true'), `unsubscribe failed: ${unsub}`);
+  const again = await api("/api/v1/publish", { topics: [topic], data: `${news} again` });
+  check(again.delivered === 0, `publish after unsubscribe delivered to ${again.delivered}`);
+  result.unsubscribed = true;
+  console.log("tab 1 unsubscribed");
 }
 
 async function main() {
