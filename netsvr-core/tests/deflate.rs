@@ -35,7 +35,7 @@ async fn connect(gw: &mut TestGateway, extra: &str) -> (RawConn, Option<String>,
     conn.deflate = extension.is_some();
     let event = gw.next_event().await;
     assert!(matches!(event.kind, EventKind::Open), "{event:?}");
-    let id = event.conn.meta.uniq_id.clone();
+    let id = event.conn.meta.uniq_id;
     (conn, extension, id)
 }
 
