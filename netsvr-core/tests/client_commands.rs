@@ -431,3 +431,76 @@ async fn commands_are_counted_by_kind_and_result() {
     assert_eq!(count("publish", "bad_request"), Some(1));
     assert_eq!(count("publish", "ok"), Some(0));
 }
+
+/// Two nodes sharing the machine's Redis: a command subscription on one node receives a
+/// command publication made on the other (the publish is routed like `Gateway::publish`).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_reaches_subscribers_on_other_nodes() {
+    use std::sync::Arc;
+
+    use netsvr_core::cluster::{Broker, ClusterConfig};
+    use netsvr_core::redis_broker::{RedisBroker, RedisBrokerConfig};
+
+    const URL: &str = "redis://127.0.0.1:6379";
+    let Some(mut redis) = common::services::try_connect(URL).await else {
+        common::services::unavailable("Redis is not reachable at 127.0.0.1:6379");
+        return;
+    };
+    let prefix = format!("netsvr-test:commands:{}", std::process::id());
+    let broker = || -> Arc<dyn Broker> {
+        let mut config = RedisBrokerConfig::new(URL);
+        config.prefix.clone_from(&prefix);
+        Arc::new(RedisBroker::new(&config).unwrap())
+    };
+    let mut cluster = ClusterConfig::default();
+    cluster.lease_ttl = std::time::Duration::from_millis(1500);
+    cluster.heartbeat = std::time::Duration::from_millis(300);
+    let mut config = test_config();
+    config.shutdown_timeout = std::time::Duration::from_millis(500);
+    let node = |broker| {
+        TestGateway::start_with(
+            Gateway::builder()
+                .config(config.clone())
+                .broker(broker, cluster.clone())
+                .client_commands(AllowAllCommands),
+        )
+    };
+    let mut one = node(broker()).await;
+    let mut two = node(broker()).await;
+    eventually("both nodes see each other", || {
+        [&one, &two]
+            .iter()
+            .all(|n| n.gateway.cluster().unwrap().nodes().len() == 2)
+    })
+    .await;
+    let (mut reader, _) = one.connect().await;
+    let (mut writer, _) = two.connect().await;
+    let reply = call(
+        &mut reader,
+        json!({"cmd": "subscribe", "id": 1, "topics": ["room"]}),
+    )
+    .await;
+    assert_eq!(reply["ok"], json!(true), "{reply}");
+    let reply = call(
+        &mut writer,
+        json!({"cmd": "publish", "id": 2, "topic": "room", "data": "across"}),
+    )
+    .await;
+    assert_eq!(reply, json!({"id": 2, "ok": true}));
+    assert_eq!(recv_text(&mut reader).await, "across");
+    assert_silent(&mut writer, QUIET).await;
+    drop((reader, writer));
+    // The events nobody reads keep the sinks from flushing: shutdown_timeout is short.
+    for node in [&one, &two] {
+        node.gateway.shutdown().await;
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut redis)
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut redis).await;
+    }
+}
