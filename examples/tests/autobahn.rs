@@ -64,7 +64,13 @@ fn autobahn_server_cases_pass() {
     let addr = format!("127.0.0.1:{}", free_port());
     let server = Server(
         Command::new(&binary)
-            .args(["--listen", &addr, "--max-message-size", "67108864", "--compress-all"])
+            .args([
+                "--listen",
+                &addr,
+                "--max-message-size",
+                "67108864",
+                "--compress-all",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

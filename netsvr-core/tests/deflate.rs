@@ -88,8 +88,11 @@ async fn negotiation_answers_offers_and_honours_the_off_switch() {
     let (mut d, answer, _) = connect(&mut gw, OFFER).await;
     assert_eq!(answer, None, "switched off");
     // Without the extension, RSV1 is a protocol error.
-    d.send(&raw_frame(FIN | RSV1 | 0x1, &deflate(sample(300).as_bytes())))
-        .await;
+    d.send(&raw_frame(
+        FIN | RSV1 | 0x1,
+        &deflate(sample(300).as_bytes()),
+    ))
+    .await;
     assert_eq!(d.expect_close().await.close_code(), 1002);
 }
 
@@ -149,8 +152,11 @@ async fn bad_compressed_input_closes_with_the_right_code() {
     assert_eq!(c.expect_close().await.close_code(), 1007);
     // Not deflate data at all.
     let (mut c, _, _) = connect(&mut gw, OFFER).await;
-    c.send(&raw_frame(FIN | RSV1 | 0x2, &[0xff, 0xff, 0xff, 0xff, 0x00]))
-        .await;
+    c.send(&raw_frame(
+        FIN | RSV1 | 0x2,
+        &[0xff, 0xff, 0xff, 0xff, 0x00],
+    ))
+    .await;
     assert_eq!(c.expect_close().await.close_code(), 1007);
 }
 
@@ -193,9 +199,7 @@ async fn fan_out_shares_one_compressed_frame() {
     assert_eq!(fa.payload, fb.payload, "the same compressed bytes for both");
     assert!(fa.payload.len() < text.len() / 10, "{}", fa.payload.len());
     assert_eq!(fp.payload, text.as_bytes());
-    let inflated = Inflater::new()
-        .inflate(&fa.payload, 1 << 20, true)
-        .unwrap();
+    let inflated = Inflater::new().inflate(&fa.payload, 1 << 20, true).unwrap();
     assert_eq!(inflated, text.as_bytes());
     // Small messages go plain to everyone (min_size 256).
     gw.gateway.broadcast("short");
@@ -205,7 +209,10 @@ async fn fan_out_shares_one_compressed_frame() {
         assert_eq!(f.payload, b"short");
     }
     // A single send and a topic publish are compressed for a deflate client too.
-    assert!(gw.gateway.send_as(&id_a, MessageKind::Binary, vec![1_u8; 1_000]));
+    assert!(
+        gw.gateway
+            .send_as(&id_a, MessageKind::Binary, vec![1_u8; 1_000])
+    );
     let f = a.read_frame().await.unwrap();
     assert!(f.rsv1 && f.opcode == 0x2 && f.payload.len() < 100, "{f:?}");
     gw.gateway.subscribe(&id_b, &["news"], None);

@@ -33,7 +33,9 @@ fn python_ready() -> Result<(), String> {
 async fn python_websockets_negotiates_and_round_trips_compressed_messages() {
     if let Err(reason) = python_ready() {
         assert!(std::env::var_os("CI").is_none(), "CI is set and {reason}");
-        println!("SKIPPED python_websockets_negotiates_and_round_trips_compressed_messages: {reason}");
+        println!(
+            "SKIPPED python_websockets_negotiates_and_round_trips_compressed_messages: {reason}"
+        );
         return;
     }
     // An echo: every message goes back to its sender with its own opcode.
@@ -58,7 +60,11 @@ async fn python_websockets_negotiates_and_round_trips_compressed_messages() {
     let url = format!("ws://{}/netsvr", gateway.local_addr());
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/deflate_client.py");
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3").arg(script).arg(url).output().unwrap()
+        Command::new("python3")
+            .arg(script)
+            .arg(url)
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();

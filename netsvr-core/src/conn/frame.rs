@@ -132,7 +132,11 @@ mod tests {
 
     fn message(payload: &[u8]) -> Frame {
         let plain = wire::encode_frame(OpCode::Text, payload);
-        Frame::Deflatable(Arc::new(Deflatable::new(plain, OpCode::Text, payload.len())))
+        Frame::Deflatable(Arc::new(Deflatable::new(
+            plain,
+            OpCode::Text,
+            payload.len(),
+        )))
     }
 
     fn how(level: u32, window_bits: u8) -> Option<Compression> {
@@ -149,7 +153,11 @@ mod tests {
         let frame = message(payload.as_bytes());
         let a = frame.clone().resolve(how(3, 15));
         let b = frame.clone().resolve(how(3, 15));
-        assert_eq!(a.as_ptr(), b.as_ptr(), "the same bytes serve every recipient");
+        assert_eq!(
+            a.as_ptr(),
+            b.as_ptr(),
+            "the same bytes serve every recipient"
+        );
         assert_eq!(a[0], 0xC1, "FIN + RSV1 + text");
         let plain = frame.clone().resolve(None);
         assert_eq!(plain[0], 0x81);

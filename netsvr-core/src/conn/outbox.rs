@@ -188,9 +188,18 @@ mod tests {
         let outbox = Outbox::default();
         let mut taken = VecDeque::new();
         assert!(outbox.take(&waker, &mut taken).is_none());
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"a")), 2), Push::Queued);
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"b")), 2), Push::Queued);
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"c")), 2), Push::Full);
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"a")), 2),
+            Push::Queued
+        );
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"b")), 2),
+            Push::Queued
+        );
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"c")), 2),
+            Push::Full
+        );
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert!(outbox.take(&waker, &mut taken).is_none());
         assert_eq!(taken.len(), 2);
@@ -205,7 +214,10 @@ mod tests {
         let mut taken = VecDeque::new();
         assert!(outbox.take(&waker, &mut taken).is_none());
         outbox.disarm();
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"a")), 8), Push::Queued);
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"a")), 8),
+            Push::Queued
+        );
         assert_eq!(
             outbox.push_all(&[Frame::from(Bytes::from_static(b"b"))], 8),
             Push::Queued
@@ -218,8 +230,14 @@ mod tests {
         assert!(outbox.take(&waker, &mut taken).is_none());
         assert_eq!(taken.len(), 2, "the next take collects what came meanwhile");
         taken.clear();
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"c")), 8), Push::Queued);
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"d")), 8), Push::Queued);
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"c")), 8),
+            Push::Queued
+        );
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"d")), 8),
+            Push::Queued
+        );
         assert_eq!(
             count.0.load(Ordering::SeqCst),
             1,
@@ -233,7 +251,10 @@ mod tests {
         let outbox = Outbox::default();
         outbox.push(Frame::from(Bytes::from_static(b"bye")), 8);
         outbox.request_close(request());
-        assert_eq!(outbox.push(Frame::from(Bytes::from_static(b"late")), 8), Push::Closed);
+        assert_eq!(
+            outbox.push(Frame::from(Bytes::from_static(b"late")), 8),
+            Push::Closed
+        );
         let mut taken = VecDeque::new();
         assert!(outbox.take(waker, &mut taken).is_some());
         assert_eq!(taken.len(), 1);

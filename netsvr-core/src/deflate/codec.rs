@@ -75,7 +75,12 @@ impl Deflater {
     /// `00 00 ff ff` removed), written after whatever `out` already holds. With
     /// `only_if_smaller`, returns `false` (and leaves `out` as it was) when the result would
     /// not be smaller than `payload`; otherwise `false` only if zlib fails.
-    pub fn compress_into(&mut self, payload: &[u8], out: &mut Vec<u8>, only_if_smaller: bool) -> bool {
+    pub fn compress_into(
+        &mut self,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+        only_if_smaller: bool,
+    ) -> bool {
         let start = out.len();
         // Past this the result is no saving: stop early rather than finish a bigger frame.
         let budget = if only_if_smaller {
@@ -176,7 +181,12 @@ impl Inflater {
 
     /// Inflates all of `input` into `out`, never letting `out` pass `limit`. Returns
     /// whether the deflate stream ended (a final block).
-    fn feed(&mut self, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<bool, InflateError> {
+    fn feed(
+        &mut self,
+        input: &[u8],
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, InflateError> {
         let start = self.inner.total_in();
         loop {
             let consumed = usize::try_from(self.inner.total_in() - start).unwrap_or(usize::MAX);
@@ -200,7 +210,11 @@ impl Inflater {
             let all_in = self.inner.total_in() - start >= input.len() as u64;
             if status == Status::StreamEnd {
                 // Bytes after the final block are not deflate data.
-                return if all_in { Ok(true) } else { Err(InflateError::Corrupt) };
+                return if all_in {
+                    Ok(true)
+                } else {
+                    Err(InflateError::Corrupt)
+                };
             }
             let room_left = out.len() < out.capacity();
             if all_in && room_left {
@@ -259,7 +273,9 @@ mod tests {
         // Unless asked to compress everything: then it still round-trips.
         assert!(deflater.compress_into(&noise, &mut out, false));
         assert!(out.len() > noise.len());
-        let back = Inflater::new().inflate(&out[2..], noise.len(), true).unwrap();
+        let back = Inflater::new()
+            .inflate(&out[2..], noise.len(), true)
+            .unwrap();
         assert_eq!(back, noise);
     }
 
@@ -280,7 +296,10 @@ mod tests {
         let exact = text(limit);
         let mut packed = Vec::new();
         assert!(Deflater::new(1, 15).compress_into(&exact, &mut packed, true));
-        assert_eq!(Inflater::new().inflate(&packed, limit, true).unwrap(), exact);
+        assert_eq!(
+            Inflater::new().inflate(&packed, limit, true).unwrap(),
+            exact
+        );
     }
 
     #[test]

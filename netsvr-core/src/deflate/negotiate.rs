@@ -61,7 +61,11 @@ impl ResponseValue {
         self.push(name);
         self.push("=");
         let digits = [b'0' + bits / 10, b'0' + bits % 10];
-        let text = if bits >= 10 { &digits[..] } else { &digits[1..] };
+        let text = if bits >= 10 {
+            &digits[..]
+        } else {
+            &digits[1..]
+        };
         self.push(std::str::from_utf8(text).unwrap_or("15"));
     }
 
@@ -147,9 +151,11 @@ fn parse_offer(text: &str) -> Option<Offer> {
                 offer.server_max_window_bits = Some(window_bits(v)?);
             }
             ("client_max_window_bits", v) if offer.client_max_window_bits.is_none() => {
-                offer.client_max_window_bits = Some(v.map(window_bits).map_or(Ok(None), |b| {
-                    b.map(Some).ok_or(())
-                }).ok()?);
+                offer.client_max_window_bits = Some(
+                    v.map(window_bits)
+                        .map_or(Ok(None), |b| b.map(Some).ok_or(()))
+                        .ok()?,
+                );
             }
             _ => return None,
         }

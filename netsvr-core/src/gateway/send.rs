@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-
-
 use super::{Gateway, Shared};
 use crate::conn::{Conn, Frame};
 use crate::event::MessageKind;

@@ -46,7 +46,12 @@ pub fn encode_frame_into(opcode: OpCode, payload: &[u8], out: &mut BytesMut) {
 #[must_use]
 pub fn encode_compressed_frame(opcode: OpCode, compressed: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(frame_len(compressed.len(), false));
-    put_header(&mut out, FIN_BIT | RSV1_BIT | opcode as u8, compressed.len(), None);
+    put_header(
+        &mut out,
+        FIN_BIT | RSV1_BIT | opcode as u8,
+        compressed.len(),
+        None,
+    );
     out.put_slice(compressed);
     out.freeze()
 }
