@@ -39,11 +39,16 @@ impl ClientGrants {
     pub fn is_empty(&self) -> bool {
         self.subscribe.is_empty() && self.publish.is_empty()
     }
-}
 
-/// Whether `topic` starts with one of `prefixes`.
-fn matches(prefixes: &[String], topic: &str) -> bool {
-    prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+    /// Whether `topic` may be published to (`publish`) or subscribed to.
+    fn allows(&self, publish: bool, topic: &str) -> bool {
+        let prefixes = if publish {
+            &self.publish
+        } else {
+            &self.subscribe
+        };
+        prefixes.iter().any(|p| topic.starts_with(p.as_str()))
+    }
 }
 
 /// What an authoriser knows about the connection that sent a command.
@@ -142,8 +147,8 @@ impl CommandAuthorizer for AllowAllCommands {
 /// as a whole when one of them is not allowed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TopicPrefixes {
-    subscribe: Vec<String>,
-    publish: Vec<String>,
+    /// The prefixes this rule allows, in the shape of a connection's grants.
+    allowed: ClientGrants,
     grants: bool,
 }
 
@@ -155,13 +160,13 @@ impl TopicPrefixes {
 
     /// Topics starting with one of these may be subscribed to (`""` allows all).
     pub fn subscribe<I: IntoIterator<Item = S>, S: Into<String>>(mut self, prefixes: I) -> Self {
-        self.subscribe = prefixes.into_iter().map(Into::into).collect();
+        self.allowed = self.allowed.subscribe(prefixes);
         self
     }
 
     /// Topics starting with one of these may be published to (`""` allows all).
     pub fn publish<I: IntoIterator<Item = S>, S: Into<String>>(mut self, prefixes: I) -> Self {
-        self.publish = prefixes.into_iter().map(Into::into).collect();
+        self.allowed = self.allowed.publish(prefixes);
         self
     }
 
@@ -173,12 +178,8 @@ impl TopicPrefixes {
     }
 
     fn allows(&self, grants: Option<&ClientGrants>, publish: bool, topic: &str) -> bool {
-        let (mine, granted) = if publish {
-            (&self.publish, grants.map(|g| &g.publish))
-        } else {
-            (&self.subscribe, grants.map(|g| &g.subscribe))
-        };
-        matches(mine, topic) || (self.grants && granted.is_some_and(|g| matches(g, topic)))
+        self.allowed.allows(publish, topic)
+            || (self.grants && grants.is_some_and(|g| g.allows(publish, topic)))
     }
 }
 
