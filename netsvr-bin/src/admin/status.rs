@@ -91,6 +91,7 @@ pub(crate) fn status(state: &AdminState) -> Resp {
         "shutting_down": gw.is_shutting_down(),
         "websocket": { "listen": gw.local_addr().to_string(), "path": gw.config().path },
         "connections": s.connections,
+        "deflate_connections": s.deflate_connections,
         "customers": s.customers,
         "topics": s.topics,
         "counters": {

@@ -204,6 +204,9 @@ async function main() {
     }
     const status = await api("/api/v1/status");
     check(status.connections === 2, `the gateway holds ${status.connections} connections, not 2`);
+    if (expectDeflate) {
+      check(status.deflate_connections === 2, `the gateway counts ${status.deflate_connections} deflate connections, not 2`);
+    }
     if (scenario === "topics") await topicsScenario(tabs, result);
     else await broadcastScenario(tabs, result);
     if (screenshot) {
