@@ -13,11 +13,11 @@
 //! WebSocket connections to the client port only. `[admin] demo = false` answers 404.
 
 use hyper::StatusCode;
-use hyper::header::{self, HeaderValue};
+use hyper::header::HeaderValue;
 use serde_json::json;
 
 use super::AdminState;
-use super::http::{Resp, error, query_pairs, respond};
+use super::http::{Resp, error, query_pairs};
 
 /// The document; `__DEMO_CONFIG__` is replaced by the page's settings as JSON.
 const PAGE: &str = include_str!("demo.html");
@@ -76,18 +76,7 @@ pub(crate) fn page(state: &AdminState, query: Option<&str>) -> Resp {
         return error(StatusCode::BAD_REQUEST, "`ws`: not usable in a header");
     };
     let body = PAGE.replacen(PLACEHOLDER, &script_safe_json(&config), 1);
-    let mut resp = respond(StatusCode::OK, "text/html; charset=utf-8", body);
-    let headers = resp.headers_mut();
-    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    resp
+    super::page::html(body, csp)
 }
 
 /// JSON that cannot end the `<script>` element it sits in: `<`, `>` and `&` are escaped

@@ -131,12 +131,15 @@ setInterval(refresh, 2000);
 
 /// The status page response.
 pub(crate) fn page() -> Resp {
-    let mut resp = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE);
+    html(PAGE, HeaderValue::from_static(CSP))
+}
+
+/// A self-contained HTML page with its Content-Security-Policy, no MIME sniffing and no
+/// referrer (the status page and the demo page).
+pub(crate) fn html(body: impl Into<bytes::Bytes>, csp: HeaderValue) -> Resp {
+    let mut resp = respond(StatusCode::OK, "text/html; charset=utf-8", body);
     let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    headers.insert(header::CONTENT_SECURITY_POLICY, csp);
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
