@@ -45,6 +45,11 @@ field() {
   tail -1 "$1" | grep -o "\"$2\":[^,}]*" | cut -d: -f2
 }
 
+# cpu_ticks PID: user + system clock ticks the process has used so far.
+cpu_ticks() {
+  awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
 # run NAME MODE ARGS...: one load run against 127.0.0.1:$PORT.
 run() {
   local name=$1
@@ -101,6 +106,34 @@ figure() {
           stop_server
           PORT=$((PORT + 1))
         done
+      done
+      ;;
+    deflate)
+      # The same 1 KiB JSON fan-out: plain clients, permessage-deflate clients, and deflate
+      # clients that inflate each shared frame once per load thread (--inflate-shared: the
+      # load tool's one core then measures the gateway, not 1,000 clients' zlib). The
+      # gateway's CPU is its share of core 0 over the load tool's whole run.
+      for clients in plain deflate shared; do
+        case $clients in
+          plain) flag= ;;
+          deflate) flag=--deflate ;;
+          shared) flag="--deflate --inflate-shared" ;;
+        esac
+        start_example df-$clients chat chat
+        local ticks0 t0 ticks1 t1
+        ticks0=$(cpu_ticks "$SERVER")
+        t0=$(date +%s.%N)
+        run df-$clients fanout --addr 127.0.0.1:$PORT --conns 1000 --sources 8 --publishers 4 \
+          --window 4 --size 1024 --payload json --duration 5 $flag
+        ticks1=$(cpu_ticks "$SERVER")
+        t1=$(date +%s.%N)
+        local f=$OUT/df-$clients.json
+        echo "fan-out 1k x 1 KiB JSON ($clients clients): $(field "$f" deliveries_per_sec)/s," \
+          "p50 $(field "$f" p50_ms) ms, p99 $(field "$f" p99_ms) ms," \
+          "wire/payload $(field "$f" wire_per_payload)," \
+          "gateway CPU $(echo "($ticks1 - $ticks0) / $(getconf CLK_TCK) / ($t1 - $t0) * 100" | bc -l | cut -c1-5)%"
+        stop_server
+        PORT=$((PORT + 1))
       done
       ;;
     echo)
@@ -174,7 +207,7 @@ figure() {
 }
 
 if [ $# -eq 0 ]; then
-  set -- idle broadcast echo latency storm sink-worker sink-redis sink-amqp accepts
+  set -- idle broadcast deflate echo latency storm sink-worker sink-redis sink-amqp accepts
 fi
 for f in "$@"; do
   figure "$f"

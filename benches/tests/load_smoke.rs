@@ -26,7 +26,13 @@ fn local0() -> SocketAddr {
 
 /// Serves `builder` on 127.0.0.1:0 at path `/`, answering messages as `reply` says.
 fn start(builder: GatewayBuilder, reply: Reply) -> Gateway {
+    start_with(builder, reply, true)
+}
+
+/// [`start`], negotiating permessage-deflate or not.
+fn start_with(builder: GatewayBuilder, reply: Reply, deflate: bool) -> Gateway {
     let mut config = GatewayConfig::default();
+    config.deflate.enabled = deflate;
     config.listen = local0();
     config.path = "/".to_owned();
     let (sink, mut events) = ChannelSink::new(65_536);
@@ -51,6 +57,16 @@ fn start(builder: GatewayBuilder, reply: Reply) -> Gateway {
 
 /// Runs the binary with `args` (at most 60 s) and returns its JSON line.
 async fn load(args: Vec<String>) -> Value {
+    let (ok, out, err) = run_load(args.clone()).await;
+    assert!(ok, "{args:?} failed\n{err}");
+    let line = out.lines().last().unwrap_or_default();
+    let json: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}"));
+    eprintln!("{args:?}\n{err}{json}");
+    json
+}
+
+/// Runs the binary with `args` (at most 60 s): whether it succeeded, stdout and stderr.
+async fn run_load(args: Vec<String>) -> (bool, String, String) {
     tokio::task::spawn_blocking(move || {
         let mut child = Command::new(env!("CARGO_BIN_EXE_netsvr-load"))
             .args(&args)
@@ -82,11 +98,7 @@ async fn load(args: Vec<String>) -> Value {
             .unwrap()
             .read_to_string(&mut err)
             .unwrap();
-        assert!(status.success(), "{args:?} failed: {status}\n{err}");
-        let line = out.lines().last().unwrap_or_default();
-        let json: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {out}"));
-        eprintln!("{args:?}\n{err}{json}");
-        json
+        (status.success(), out, err)
     })
     .await
     .unwrap()
@@ -215,4 +227,87 @@ async fn sink_mode_through_the_worker_port() {
     assert_eq!(num(&json, "gaps"), 0.0, "{json}");
     assert_eq!(num(&json, "foreign"), 0.0, "{json}");
     assert_eq!(num(&json, "failures"), 0.0, "{json}");
+}
+
+/// `--deflate` clients negotiate, get compressed JSON messages and inflate them; against a
+/// gateway that does not negotiate the extension, the run fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deflate_clients() {
+    let gw = start(Gateway::builder(), Reply::Broadcast);
+    let rest = [
+        "--deflate",
+        "--payload",
+        "json",
+        "--size",
+        "1024",
+        "--conns",
+        "20",
+        "--publishers",
+        "2",
+        "--window",
+        "4",
+        "--duration",
+        "1",
+    ];
+    let json = load(argv("fanout", gw.local_addr(), &rest)).await;
+    assert_eq!(json["deflate"], true, "{json}");
+    assert!(num(&json, "deliveries_per_sec") > 0.0, "{json}");
+    assert_eq!(num(&json, "failures"), 0.0, "{json}");
+    assert_eq!(num(&json, "order_violations"), 0.0, "{json}");
+    // Every delivery was compressed, inflated and parsed (its stamp timed).
+    assert_eq!(
+        num(&json, "rx_compressed"),
+        num(&json, "rx_messages"),
+        "{json}"
+    );
+    assert!(
+        num(&json, "deliveries") >= num(&json, "rx_messages") - 40.0,
+        "{json}"
+    );
+    assert!(num(&json, "wire_per_payload") < 0.7, "{json}");
+    assert!(
+        num(&json, "payload_bytes") >= 1024.0 * num(&json, "rx_messages"),
+        "{json}"
+    );
+
+    // With `--inflate-shared` the load tool inflates each shared frame about once.
+    let mut args = argv("fanout", gw.local_addr(), &rest);
+    args.push("--inflate-shared".into());
+    let json = load(args).await;
+    assert_eq!(num(&json, "failures"), 0.0, "{json}");
+    assert_eq!(
+        num(&json, "rx_compressed"),
+        num(&json, "rx_messages"),
+        "{json}"
+    );
+    assert!(
+        num(&json, "rx_inflated") * 5.0 < num(&json, "rx_compressed"),
+        "{json}"
+    );
+
+    let echo = start(Gateway::builder(), Reply::Echo);
+    let rest = [
+        "--deflate",
+        "--payload",
+        "json",
+        "--size",
+        "600",
+        "--conns",
+        "4",
+    ];
+    let mut args = argv("echo", echo.local_addr(), &rest);
+    args.extend(["--window", "2", "--duration", "1"].map(String::from));
+    let json = load(args).await;
+    assert!(num(&json, "round_trips_per_sec") > 0.0, "{json}");
+    assert!(num(&json, "rx_compressed") > 0.0, "{json}");
+    assert_eq!(num(&json, "failures"), 0.0, "{json}");
+
+    let plain = start_with(Gateway::builder(), Reply::Broadcast, false);
+    let rest = ["--deflate", "--conns", "4", "--duration", "1"];
+    let (ok, _, err) = run_load(argv("fanout", plain.local_addr(), &rest)).await;
+    assert!(
+        !ok,
+        "a gateway without permessage-deflate must fail the run: {err}"
+    );
+    assert!(err.contains("not accepted"), "{err}");
 }

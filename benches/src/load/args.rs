@@ -5,6 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::payload::PayloadKind;
+
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -97,6 +99,14 @@ pub struct Args {
     pub auto_ack: bool,
     /// Draw the per-second series into this PNG.
     pub plot: Option<PathBuf>,
+    /// Offer permessage-deflate in every upgrade, require it accepted, and inflate
+    /// compressed messages (every mode but sink).
+    pub deflate: bool,
+    /// With `deflate`: a compressed message equal to one inflated lately on the same
+    /// thread is not inflated again (the gateway sends every recipient the same bytes).
+    pub inflate_shared: bool,
+    /// What the messages carry (fanout, echo).
+    pub payload: PayloadKind,
 }
 
 /// Upper bounds of the counts.
@@ -112,6 +122,10 @@ impl Args {
 modes: idle | fanout | echo | connect | storm | sink
 common:  --addr 127.0.0.1:9000 --path / --conns N --sources N (127.0.0.1..N) --concurrency C
          --duration SECS --plot FILE.png
+         --deflate (no value; not sink): offer permessage-deflate, require it, inflate
+         --inflate-shared (no value, with --deflate): inflate each distinct compressed
+           message once per load thread (the gateway sends all recipients the same bytes)
+echo, fanout: --payload filler|json (json: a chat message of --size bytes, text frames)
 idle:    --pid PID
 echo:    --window W --size BYTES --warmup SECS
 fanout:  --publishers N --window W --size BYTES --rate MSG_PER_SEC (0 = closed loop)
@@ -149,6 +163,9 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
             routing_key: "netsvr.message".into(),
             auto_ack: false,
             plot: None,
+            deflate: false,
+            inflate_shared: false,
+            payload: PayloadKind::Filler,
         }
     }
 
@@ -166,6 +183,18 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
         };
         let mut a = Self::defaults(mode);
         while let Some(flag) = it.next() {
+            // Flags without a value.
+            match flag.as_str() {
+                "--deflate" => {
+                    a.deflate = true;
+                    continue;
+                }
+                "--inflate-shared" => {
+                    a.inflate_shared = true;
+                    continue;
+                }
+                _ => {}
+            }
             let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
             let bad = |e: &dyn std::fmt::Display| format!("{flag} {value}: {e}");
             match flag.as_str() {
@@ -204,6 +233,10 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
                     }
                 }
                 "--plot" => a.plot = Some(PathBuf::from(&value)),
+                "--payload" => {
+                    a.payload = PayloadKind::parse(&value)
+                        .ok_or_else(|| bad(&"expected filler or json"))?;
+                }
                 other => return Err(format!("unknown option {other}")),
             }
         }
@@ -239,9 +272,19 @@ sink:    --sink worker|redis|amqp --rate MSG_PER_SEC --size BYTES
         range(
             "--size",
             self.size as u64,
-            super::ws::STAMP_LEN as u64,
+            self.payload.min_size() as u64,
             MAX_SIZE as u64,
         )?;
+        let echo_or_fanout = matches!(self.mode, Mode::Echo | Mode::Fanout);
+        if self.payload != PayloadKind::Filler && !echo_or_fanout {
+            return Err("--payload is for echo and fanout".into());
+        }
+        if self.deflate && self.mode == Mode::Sink {
+            return Err("--deflate is not for sink".into());
+        }
+        if self.inflate_shared && !self.deflate {
+            return Err("--inflate-shared needs --deflate".into());
+        }
         range("--duration", self.duration, 1, MAX_DURATION)?;
         if self.warmup >= self.duration {
             return Err(format!(
@@ -398,6 +441,28 @@ mod tests {
         assert!(parse(&["fanout", "--conns", "2", "--publishers", "3"]).is_err());
         assert!(parse(&["sink", "--sink", "kafka"]).is_err());
         assert!(parse(&["echo", "--path", "x"]).is_err());
+        assert!(parse(&["echo", "--payload", "xml"]).is_err());
+        assert!(parse(&["echo", "--payload", "json", "--size", "100"]).is_err());
+        assert!(parse(&["connect", "--payload", "json", "--size", "1024"]).is_err());
+        assert!(parse(&["sink", "--deflate"]).is_err());
+        assert!(parse(&["fanout", "--inflate-shared"]).is_err());
+    }
+
+    #[test]
+    fn deflate_is_a_flag_and_json_a_payload() {
+        let a = parse(&["fanout", "--deflate", "--payload", "json", "--size", "1024"]).unwrap();
+        assert_eq!(
+            (a.deflate, a.payload, a.size),
+            (true, PayloadKind::Json, 1024)
+        );
+        let a = parse(&["echo", "--size", "64", "--deflate"]).unwrap();
+        assert_eq!(
+            (a.deflate, a.payload, a.size),
+            (true, PayloadKind::Filler, 64)
+        );
+        assert!(!parse(&["echo"]).unwrap().deflate);
+        let a = parse(&["fanout", "--inflate-shared", "--deflate"]).unwrap();
+        assert!(a.deflate && a.inflate_shared);
     }
 
     #[test]

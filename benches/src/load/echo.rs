@@ -1,6 +1,7 @@
 //! Mode `echo`: `--conns` connections each keep `--window` messages of `--size` bytes in
 //! flight against the `echo` example; a message is done when it comes back. Reports round
 //! trips per second, latency percentiles, and replies that came back out of order.
+//! `--payload` and `--deflate` work as in `fanout`.
 
 use std::sync::Arc;
 
@@ -8,9 +9,11 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use super::args::Args;
+use super::deflate::Reader;
 use super::meter::{Meter, Reporter, Series};
 use super::open::nanos_since;
-use super::ws::{FrameBuf, Stamp, WsConn, write_by};
+use super::payload::PayloadKind;
+use super::ws::{FrameBuf, WsConn, write_by};
 use super::{Clock, ConnEnd, latency_json, open_for_run, sum_ends};
 
 /// Counter index of completed round trips.
@@ -28,8 +31,14 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         .into_iter()
         .map(|(i, conn)| {
             let meter = meter.clone();
-            let (size, window) = (args.size, args.window);
-            tokio::spawn(echo_conn(conn, i, clock, size, window, meter))
+            let shape = Shape {
+                size: args.size,
+                window: args.window,
+                payload: args.payload,
+                deflate: args.deflate,
+                inflate_shared: args.inflate_shared,
+            };
+            tokio::spawn(echo_conn(conn, i, clock, shape, meter))
         })
         .collect();
     let ends = sum_ends(tasks).await;
@@ -42,6 +51,7 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         "connected": ends.conns,
         "window": args.window,
         "size": args.size,
+        "payload": args.payload.name(),
         "secs": secs,
         "warmup_secs": args.warmup,
         "round_trips": total,
@@ -51,7 +61,20 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         "first_error": opened.first_error.or(ends.first_error),
     });
     latency_json(&mut out, &meter.latencies());
+    ends.rx.insert_into(&mut out, args.deflate);
     Ok((out, series))
+}
+
+/// The messages of a connection.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    size: usize,
+    window: usize,
+    payload: PayloadKind,
+    /// The connection negotiated permessage-deflate.
+    deflate: bool,
+    /// Reuse messages inflated lately on this thread (`--inflate-shared`).
+    inflate_shared: bool,
 }
 
 /// One connection: sends `window` stamped messages, then one more per echo, until the
@@ -60,12 +83,18 @@ async fn echo_conn(
     conn: WsConn,
     i: usize,
     clock: Clock,
-    size: usize,
-    window: usize,
+    shape: Shape,
     meter: Arc<Meter>,
 ) -> ConnEnd {
+    let Shape {
+        size,
+        window,
+        payload: kind,
+        ..
+    } = shape;
     let (mut rd, mut wr) = conn.stream.into_split();
     let mut fb = FrameBuf::new(size, &conn.leftover);
+    let mut reader = Reader::new(shape.deflate, shape.inflate_shared, size);
     let conn_id = u32::try_from(i).unwrap_or(u32::MAX);
     let mut seq = 0u64;
     let mut expect = 0u64;
@@ -81,7 +110,7 @@ async fn echo_conn(
         out.clear();
         for _ in 0..owed {
             let stamp = clock.stamp(conn_id, seq);
-            out.extend_from_slice(&stamp.frame(size));
+            out.extend_from_slice(&kind.frame(&stamp, size));
             seq += 1;
         }
         match write_by(&mut wr, &out, clock.deadline).await {
@@ -102,8 +131,16 @@ async fn echo_conn(
         fb.advance(n);
         let now = nanos_since(clock.epoch);
         latencies.clear();
-        let drained = fb.drain(|_, payload| {
-            let Some(s) = Stamp::read(payload) else {
+        let mut bad = None;
+        let drained = fb.drain(|head, raw| {
+            let payload = match reader.read(head, raw) {
+                Ok(p) => p,
+                Err(e) => {
+                    bad.get_or_insert(e);
+                    return;
+                }
+            };
+            let Some(s) = kind.read(&payload) else {
                 return;
             };
             if s.run != clock.run || s.conn != conn_id {
@@ -115,7 +152,8 @@ async fn echo_conn(
             }
             expect = s.seq + 1;
         });
-        if let Err(e) = drained {
+        end.rx = reader.bytes;
+        if let Err(e) = drained.and(bad.map_or(Ok(()), Err)) {
             return end.fail(e);
         }
         owed = latencies.len();

@@ -4,6 +4,10 @@
 //! so a stall is not hidden), or with `--rate 0` keep `--window` messages in flight (a
 //! message is done when it comes back to its publisher). Every receiver times every
 //! delivery and checks that each publisher's sequence never goes backwards.
+//!
+//! `--payload json` sends ~`--size`-byte JSON chat messages; `--deflate` clients negotiate
+//! permessage-deflate and inflate compressed deliveries before reading them (see
+//! [`super::deflate`]); the summary counts bytes on the wire against bytes of payload.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,9 +17,11 @@ use tokio::io::AsyncReadExt;
 use tokio::time::MissedTickBehavior;
 
 use super::args::Args;
+use super::deflate::Reader;
 use super::meter::{Meter, Reporter, Series};
 use super::open::nanos_since;
-use super::ws::{FrameBuf, Stamp, WsConn, write_by};
+use super::payload::PayloadKind;
+use super::ws::{FrameBuf, WsConn, write_by};
 use super::{Clock, ConnEnd, latency_json, open_for_run, sum_ends};
 
 /// Counter index of deliveries (messages received by any connection).
@@ -31,6 +37,12 @@ struct Plan {
     size: usize,
     window: usize,
     rate: u64,
+    /// What the messages carry.
+    payload: PayloadKind,
+    /// The connections negotiated permessage-deflate.
+    deflate: bool,
+    /// Reuse messages inflated lately on this thread (`--inflate-shared`).
+    inflate_shared: bool,
     /// End of the warm-up (latencies and send lag count from here).
     warm_at: std::time::Instant,
 }
@@ -47,6 +59,9 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         size: args.size,
         window: args.window,
         rate: args.rate,
+        payload: args.payload,
+        deflate: args.deflate,
+        inflate_shared: args.inflate_shared,
     };
     meter.warm_at(plan.warm_at);
     let reporter = Reporter::start("fanout".into(), meter.clone());
@@ -67,6 +82,7 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         "rate": args.rate,
         "window": if args.rate == 0 { Some(args.window) } else { None },
         "size": args.size,
+        "payload": args.payload.name(),
         "secs": secs,
         "warmup_secs": args.warmup,
         "sent": sent,
@@ -79,13 +95,20 @@ pub async fn run(args: &Args) -> Result<(Value, Series), String> {
         "first_error": opened.first_error.or(ends.first_error),
     });
     latency_json(&mut out, &meter.latencies());
+    ends.rx.insert_into(&mut out, args.deflate);
     Ok((out, series))
 }
 
 async fn fanout_conn(conn: WsConn, i: usize, plan: Plan, meter: Arc<Meter>) -> ConnEnd {
-    let Plan { clock, size, .. } = plan;
+    let Plan {
+        clock,
+        size,
+        payload: kind,
+        ..
+    } = plan;
     let (mut rd, mut wr) = conn.stream.into_split();
     let mut fb = FrameBuf::new(size, &conn.leftover);
+    let mut reader = Reader::new(plan.deflate, plan.inflate_shared, size);
     let conn_id = u32::try_from(i).unwrap_or(u32::MAX);
     let publisher = i < plan.publishers;
     let paced = publisher && plan.rate > 0;
@@ -107,7 +130,7 @@ async fn fanout_conn(conn: WsConn, i: usize, plan: Plan, meter: Arc<Meter>) -> C
         if owed > 0 {
             out.clear();
             for _ in 0..owed {
-                out.extend_from_slice(&clock.stamp(conn_id, seq).frame(size));
+                out.extend_from_slice(&kind.frame(&clock.stamp(conn_id, seq), size));
                 seq += 1;
             }
             match write_by(&mut wr, &out, clock.deadline).await {
@@ -132,7 +155,7 @@ async fn fanout_conn(conn: WsConn, i: usize, plan: Plan, meter: Arc<Meter>) -> C
                     end.max_send_lag_ns = end.max_send_lag_ns.max(lag);
                 }
                 seq += 1;
-                match write_by(&mut wr, &stamp.frame(size), clock.deadline).await {
+                match write_by(&mut wr, &kind.frame(&stamp, size), clock.deadline).await {
                     Ok(true) => {}
                     Ok(false) => return end,
                     Err(e) => return end.fail(e),
@@ -152,8 +175,16 @@ async fn fanout_conn(conn: WsConn, i: usize, plan: Plan, meter: Arc<Meter>) -> C
         let now = nanos_since(clock.epoch);
         latencies.clear();
         let mut mine = 0;
-        let drained = fb.drain(|_, payload| {
-            let Some(s) = Stamp::read(payload) else {
+        let mut bad = None;
+        let drained = fb.drain(|head, raw| {
+            let payload = match reader.read(head, raw) {
+                Ok(p) => p,
+                Err(e) => {
+                    bad.get_or_insert(e);
+                    return;
+                }
+            };
+            let Some(s) = kind.read(&payload) else {
                 return;
             };
             if s.run != clock.run {
@@ -170,7 +201,8 @@ async fn fanout_conn(conn: WsConn, i: usize, plan: Plan, meter: Arc<Meter>) -> C
                 mine += 1;
             }
         });
-        if let Err(e) = drained {
+        end.rx = reader.bytes;
+        if let Err(e) = drained.and(bad.map_or(Ok(()), Err)) {
             return end.fail(e);
         }
         meter.add_with(DELIVERIES, latencies.len() as u64, &latencies);

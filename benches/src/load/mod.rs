@@ -4,12 +4,14 @@
 
 pub mod args;
 pub mod connect;
+pub mod deflate;
 pub mod echo;
 pub mod fanout;
 pub mod hist;
 pub mod idle;
 pub mod meter;
 pub mod open;
+pub mod payload;
 pub mod plot;
 pub mod sink;
 pub mod ws;
@@ -20,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use args::{Args, Mode};
+use deflate::RxBytes;
 use hist::Histogram;
 use meter::{Meter, Reporter};
 use open::{Opened, Target, nanos_since, open_many};
@@ -106,6 +109,8 @@ pub struct ConnEnd {
     pub sent: u64,
     /// Paced senders: the latest a message was written after its scheduled time, ns.
     pub max_send_lag_ns: u64,
+    /// Data messages received and their bytes (fanout, echo).
+    pub rx: RxBytes,
     /// The first failure's reason.
     pub first_error: Option<String>,
 }
@@ -130,6 +135,7 @@ pub async fn sum_ends(tasks: Vec<JoinHandle<ConnEnd>>) -> ConnEnd {
                 sum.order_violations += end.order_violations;
                 sum.sent += end.sent;
                 sum.max_send_lag_ns = sum.max_send_lag_ns.max(end.max_send_lag_ns);
+                sum.rx.add(&end.rx);
                 if sum.first_error.is_none() {
                     sum.first_error = end.first_error;
                 }

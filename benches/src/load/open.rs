@@ -46,7 +46,8 @@ impl Target {
             return Err("deadline passed".into());
         }
         let source = self.args.source(i);
-        connect_within(self.addr, &self.path, source, left.min(ATTEMPT_LIMIT)).await
+        let limit = left.min(ATTEMPT_LIMIT);
+        connect_within(self.addr, &self.path, source, self.args.deflate, limit).await
     }
 }
 

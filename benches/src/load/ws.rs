@@ -10,6 +10,8 @@ use netsvr_core::wire::{OpCode, encode_client_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
+use super::deflate::{OFFER, accepted};
+
 /// Largest HTTP response head accepted.
 const HEAD_LIMIT: usize = 8192;
 /// Bytes of the stamp at the start of every payload.
@@ -26,8 +28,14 @@ pub struct WsConn {
     pub leftover: Vec<u8>,
 }
 
-/// Opens a TCP connection from `source` and completes a WebSocket upgrade on `path`.
-pub async fn connect(addr: SocketAddr, path: &str, source: IpAddr) -> Result<WsConn, String> {
+/// Opens a TCP connection from `source` and completes a WebSocket upgrade on `path`; with
+/// `deflate`, offers permessage-deflate and fails unless the 101 accepts it.
+pub async fn connect(
+    addr: SocketAddr,
+    path: &str,
+    source: IpAddr,
+    deflate: bool,
+) -> Result<WsConn, String> {
     let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
     socket
         .bind(SocketAddr::new(source, 0))
@@ -37,9 +45,14 @@ pub async fn connect(addr: SocketAddr, path: &str, source: IpAddr) -> Result<WsC
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let offer = if deflate {
+        format!("Sec-WebSocket-Extensions: {OFFER}\r\n")
+    } else {
+        String::new()
+    };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     stream
         .write_all(request.as_bytes())
@@ -68,6 +81,9 @@ Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
         let first = line.lines().next().unwrap_or_default();
         return Err(format!("handshake refused: {first}"));
     }
+    if deflate && !accepted(head.get(..end).unwrap_or_default()) {
+        return Err("handshake: permessage-deflate offered but not accepted".into());
+    }
     let leftover = head.get(end..).unwrap_or_default().to_vec();
     Ok(WsConn { stream, leftover })
 }
@@ -77,9 +93,10 @@ pub async fn connect_within(
     addr: SocketAddr,
     path: &str,
     source: IpAddr,
+    deflate: bool,
     limit: Duration,
 ) -> Result<WsConn, String> {
-    tokio::time::timeout(limit, connect(addr, path, source))
+    tokio::time::timeout(limit, connect(addr, path, source, deflate))
         .await
         .unwrap_or_else(|_| Err(format!("no upgrade within {limit:?}")))
 }
@@ -117,6 +134,17 @@ pub fn frame_len(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
+/// The first header byte and size of a received data frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Head {
+    /// The opcode (1 text, 2 binary, 0 continuation).
+    pub opcode: u8,
+    /// RSV1: the message is compressed (permessage-deflate).
+    pub rsv1: bool,
+    /// Header and payload bytes on the wire.
+    pub wire_len: usize,
+}
+
 /// A bounded receive buffer that yields complete server frames.
 #[derive(Debug)]
 pub struct FrameBuf {
@@ -147,10 +175,10 @@ impl FrameBuf {
         self.filled = (self.filled + n).min(self.buf.len());
     }
 
-    /// Calls `f(opcode, payload)` for every complete data frame in the buffer (pings and
+    /// Calls `f(head, payload)` for every complete data frame in the buffer (pings and
     /// pongs are skipped) and keeps the incomplete rest. Fails on a close frame and on a
     /// frame that can never fit the buffer.
-    pub fn drain(&mut self, mut f: impl FnMut(u8, &[u8])) -> Result<usize, String> {
+    pub fn drain(&mut self, mut f: impl FnMut(Head, &[u8])) -> Result<usize, String> {
         let mut at = 0;
         let mut frames = 0;
         let result = loop {
@@ -164,13 +192,19 @@ impl FrameBuf {
             let Some(payload) = rest.get(header..header + len) else {
                 break Ok(frames);
             };
-            let opcode = rest.first().map_or(0, |b| b & 0x0f);
+            let b0 = rest.first().copied().unwrap_or_default();
+            let opcode = b0 & 0x0f;
             if opcode == CLOSE {
                 let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
                 break Err(format!("server closed the connection (code {code:?})"));
             }
             if opcode < CLOSE {
-                f(opcode, payload);
+                let head = Head {
+                    opcode,
+                    rsv1: b0 & 0x40 != 0,
+                    wire_len: header + len,
+                };
+                f(head, payload);
                 frames += 1;
             }
             at += header + len;
@@ -278,12 +312,21 @@ mod tests {
         let split = bytes.len() - 100;
         let mut fb = FrameBuf::new(1000, &bytes[..split]);
         let mut got = Vec::new();
-        assert_eq!(fb.drain(|op, p| got.push((op, p.len()))), Ok(1));
+        assert_eq!(fb.drain(|h, p| got.push((h.opcode, p.len()))), Ok(1));
         let tail = &bytes[split..];
         fb.spare()[..tail.len()].copy_from_slice(tail);
         fb.advance(tail.len());
-        assert_eq!(fb.drain(|op, p| got.push((op, p.len()))), Ok(1));
+        assert_eq!(fb.drain(|h, p| got.push((h.opcode, p.len()))), Ok(1));
         assert_eq!(got, [(2, 3), (1, 300)]);
+        let mut fb = FrameBuf::new(10, &[0xc1, 2, b'h', b'i']);
+        let mut heads = Vec::new();
+        assert_eq!(fb.drain(|h, _| heads.push(h)), Ok(1));
+        let want = Head {
+            opcode: 1,
+            rsv1: true,
+            wire_len: 4,
+        };
+        assert_eq!(heads, [want]);
         assert_eq!(fb.drain(|_, _| {}), Ok(0));
     }
 
