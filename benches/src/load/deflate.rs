@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use netsvr_core::deflate::Inflater;
 use serde_json::{Value, json};
@@ -20,15 +20,16 @@ use super::ws::Head;
 pub const OFFER: &str = "permessage-deflate; client_max_window_bits";
 /// Smallest limit on an inflated message.
 const MIN_LIMIT: usize = 64 * 1024;
-/// Inflated messages remembered per thread with `--inflate-shared`.
-const MEMO_LEN: usize = 64;
+/// Inflated messages remembered per thread with `--inflate-shared` (receivers may read a
+/// message a second after the first did: hundreds of messages later).
+const MEMO_LEN: usize = 4096;
 
 thread_local! {
     /// One inflater per thread: the server takes no context over, so every message is
     /// inflated on its own (`reset`) and one inflater serves every connection task.
     static INFLATER: RefCell<Inflater> = RefCell::new(Inflater::new());
-    /// `--inflate-shared`: (compressed, inflated) pairs, newest last.
-    static MEMO: RefCell<VecDeque<(Vec<u8>, Vec<u8>)>> = const { RefCell::new(VecDeque::new()) };
+    /// `--inflate-shared`: compressed message to inflated one.
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
 
 /// Whether the response head `head` has a `Sec-WebSocket-Extensions` header that accepts
@@ -42,6 +43,25 @@ pub fn accepted(head: &[u8]) -> bool {
                 })
         })
     })
+}
+
+/// The last [`MEMO_LEN`] messages inflated, keyed by their compressed bytes.
+#[derive(Debug, Default)]
+struct Memo {
+    map: HashMap<Vec<u8>, Vec<u8>>,
+    order: VecDeque<Vec<u8>>,
+}
+
+impl Memo {
+    fn insert(&mut self, compressed: &[u8], payload: &[u8]) {
+        if self.order.len() >= MEMO_LEN
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.map.remove(&oldest);
+        }
+        self.order.push_back(compressed.to_vec());
+        self.map.insert(compressed.to_vec(), payload.to_vec());
+    }
 }
 
 /// Data messages received by a connection, and their bytes.
@@ -128,10 +148,7 @@ impl Reader {
     /// Inflates `raw`, or with `shared` takes it from the memo when it is there.
     fn inflate(&mut self, raw: &[u8]) -> Result<Vec<u8>, String> {
         if self.shared {
-            let seen = MEMO.with_borrow(|memo| {
-                let mut newest_first = memo.iter().rev();
-                newest_first.find(|(c, _)| c == raw).map(|(_, p)| p.clone())
-            });
+            let seen = MEMO.with_borrow(|memo| memo.map.get(raw).cloned());
             if let Some(payload) = seen {
                 return Ok(payload);
             }
@@ -147,12 +164,7 @@ impl Reader {
         });
         let payload = inflated.map_err(|e| format!("inflate: {e}"))?;
         if self.shared {
-            MEMO.with_borrow_mut(|memo| {
-                if memo.len() == MEMO_LEN {
-                    memo.pop_front();
-                }
-                memo.push_back((raw.to_vec(), payload.clone()));
-            });
+            MEMO.with_borrow_mut(|memo| memo.insert(raw, &payload));
         }
         Ok(payload)
     }
